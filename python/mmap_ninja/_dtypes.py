@@ -1,0 +1,60 @@
+"""Which element types a store may hold, and exact conversion of user arrays into them.
+
+Stores hold little-endian bool, (u)int8-64, float16-64 and complex64/128 elements. Anything else (object,
+str, bytes, structured, datetime, long double) is refused with a TypeError before anything is written, and a
+value the store's dtype cannot hold exactly raises a ValueError instead of being silently cast.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+ALLOWED = frozenset(
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 complex64 complex128".split()
+)
+
+
+def store_dtype(dtype: Any) -> np.dtype[Any]:
+    """The little-endian dtype used to store ``dtype``; TypeError outside the allowlist."""
+    dt = np.dtype(dtype)
+    if dt.fields is not None or dt.subdtype is not None or dt.name not in ALLOWED:
+        hint = " (use StringsMmap for text)" if dt.kind in "USO" else ""
+        raise TypeError(
+            f"mmap_ninja cannot store dtype {dt!r}: only bool, (u)int8-64, float16-64 and complex64/128{hint}"
+        )
+    return dt.newbyteorder("<")
+
+
+def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.ndarray:
+    """``value`` as a C-contiguous little-endian array of ``dtype`` (its own dtype when None), exactly."""
+    arr = np.asarray(value)
+    own = store_dtype(arr.dtype)
+    target = own if dtype is None else dtype
+    if arr.dtype == target:
+        return _c_contiguous(arr)
+    if np.can_cast(arr.dtype, target, "safe"):
+        return arr.astype(target, order="C")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = arr.astype(target)
+        back = converted.astype(arr.dtype)
+    exact = np.array_equal(back, arr, equal_nan=arr.dtype.kind in "fc")
+    if not exact:
+        raise ValueError(
+            f"{what} has {arr.dtype.name} values that {target.name} cannot hold exactly; "
+            f"convert it explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
+        )
+    return _c_contiguous(converted)
+
+
+def _c_contiguous(arr: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray would turn a 0-d array into a 1-d one.
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def as_bytes(arr: np.ndarray) -> np.ndarray:
+    """A zero-copy uint8 view of a C-contiguous array, as the native layer takes it."""
+    return arr.reshape(-1).view(np.uint8)

@@ -1,0 +1,171 @@
+"""Shared pieces: the reference's small file helpers, ``Wrapped``, batched building from generators and
+indexables, and index normalisation for slices, lists, integer arrays and boolean masks."""
+
+from __future__ import annotations
+
+import operator
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from copy import copy
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+PathLike = str | Path
+
+
+def _bytes_to_int(inp: bytes, fmt: str = "<i") -> int:
+    value: int = struct.unpack(fmt, inp)[0]
+    return value
+
+
+def _int_to_bytes(inp: int, fmt: str = "<i") -> bytes:
+    return struct.pack(fmt, inp)
+
+
+def _bytes_to_str(inp: bytes, encoding: str = "utf-8") -> str:
+    return inp.decode(encoding)
+
+
+def _str_to_bytes(inp: str, encoding: str = "utf-8") -> bytes:
+    return inp.encode(encoding)
+
+
+def _int_to_file(inp: int, file: PathLike, fmt: str = "<i") -> None:
+    Path(file).write_bytes(_int_to_bytes(inp, fmt))
+
+
+def _file_to_int(file: PathLike, fmt: str = "<i") -> int:
+    return _bytes_to_int(Path(file).read_bytes(), fmt)
+
+
+def _str_to_file(inp: str, file: PathLike, encoding: str = "utf-8") -> None:
+    Path(file).write_bytes(_str_to_bytes(inp, encoding))
+
+
+def _file_to_str(file: PathLike, encoding: str = "utf-8") -> str:
+    return _bytes_to_str(Path(file).read_bytes(), encoding)
+
+
+def _shape_to_bytes(shape: Sequence[int], fmt: str = "<Q") -> bytes:
+    return b"".join(_int_to_bytes(axis, fmt) for axis in shape)
+
+
+def _bytes_to_shape(inp: bytes, step: int = 8, fmt: str = "<Q") -> tuple[int, ...]:
+    return tuple(_bytes_to_int(inp[i : i + step], fmt) for i in range(0, len(inp) - 1, step))
+
+
+def _shape_to_file(shape: Sequence[int], file: PathLike) -> None:
+    Path(file).write_bytes(_shape_to_bytes(shape))
+
+
+def _file_to_shape(file: PathLike) -> tuple[int, ...]:
+    return _bytes_to_shape(Path(file).read_bytes())
+
+
+class Wrapped:
+    """A lazy map: ``Wrapped(data, fn)[i] == fn(copy(data[i]))``."""
+
+    def __init__(self, data: Any, wrapper_fn: Callable[[Any], Any], copy_before_wrapper_fn: bool = True) -> None:
+        self.data = data
+        self.wrapper_fn = wrapper_fn
+        self.copy_before_wrapper_fn = copy_before_wrapper_fn
+
+    def __getitem__(self, item: Any) -> Any:
+        sample = self.data[item]
+        if self.copy_before_wrapper_fn:
+            sample = copy(sample)
+        return self.wrapper_fn(sample)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def check_batch_size(batch_size: int) -> int:
+    size = operator.index(batch_size)
+    if size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    return size
+
+
+def progress(iterable: Iterable[T], verbose: bool, total: int | None = None) -> Iterable[T]:
+    """``iterable`` behind a tqdm bar on stderr when ``verbose``."""
+    if not verbose:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total)
+
+
+def batched(samples: Iterable[T], batch_size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def from_generator_base(
+    out_dir: PathLike,
+    sample_generator: Iterable[Any],
+    batch_size: int,
+    batch_ctor: Callable[..., T],
+    extend_fn: Callable[[T, list[Any]], None] | None = None,
+    verbose: bool = False,
+    **kwargs: Any,
+) -> T:
+    """Builds a store from ``sample_generator``, writing every ``batch_size`` samples; holds one batch at a time.
+    The first batch creates the store with ``batch_ctor(out_dir, batch, **kwargs)``; an empty generator
+    creates an empty store."""
+    size = check_batch_size(batch_size)
+    memmap: T | None = None
+    for batch in batched(progress(sample_generator, verbose), size):
+        if memmap is None:
+            memmap = batch_ctor(out_dir, batch, **kwargs)
+        elif extend_fn is not None:
+            extend_fn(memmap, batch)
+        else:
+            memmap.extend(batch)  # type: ignore[attr-defined]
+    if memmap is None:
+        memmap = batch_ctor(out_dir, [], **kwargs)
+    return memmap
+
+
+def from_indexable_base(
+    out_dir: PathLike,
+    indexable: Any,
+    batch_size: int,
+    batch_ctor: Callable[..., T],
+    extend_fn: Callable[[T, list[Any]], None] | None = None,
+    n_jobs: int | None = None,
+    verbose: bool = False,
+    **kwargs: Any,
+) -> T:
+    """Builds a store from ``indexable[i]`` (or ``indexable(i)``) for i = 0, 1, ... until ``len(indexable)`` or
+    an IndexError/KeyError; ``n_jobs`` > 1 computes each batch's items in parallel with joblib."""
+    from .parallel import collect_batches
+
+    size = check_batch_size(batch_size)
+    batches = collect_batches(indexable, size, n_jobs, verbose)
+    return from_generator_base(out_dir, (s for b in batches for s in b), size, batch_ctor, extend_fn, **kwargs)
+
+
+def normalize_indices(item: Any, n: int) -> np.ndarray:
+    """Indices selected by a slice, a sequence of ints, an int array or a boolean mask, as int64 in ``[-n, n)``."""
+    if isinstance(item, slice):
+        return np.arange(*item.indices(n), dtype=np.int64)
+    arr = np.asarray(item)
+    if arr.dtype == np.bool_:
+        if arr.shape != (n,):
+            raise IndexError(f"boolean index of shape {arr.shape} does not match {n} items")
+        return np.flatnonzero(arr).astype(np.int64)
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise IndexError(f"only integers, slices, 1-D integer arrays and boolean masks are valid indices, not {item!r}")
+    return arr.astype(np.int64, copy=False)

@@ -1,0 +1,93 @@
+"""Dense stores (the reference's ``numpy`` directories): one array of fixed-shape rows, opened as an
+``np.memmap`` that views the mapping the native layer exports (no copy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from ._dtypes import as_bytes, store_dtype, to_store
+from .base import PathLike, from_generator_base
+
+_MODES = {
+    "r": "r",
+    "readonly": "r",
+    "r+": "r+",
+    "readwrite": "r+",
+    "c": "c",
+    "copyonwrite": "c",
+}
+
+
+def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
+    dtype = np.dtype(store.dtype).newbyteorder("<")
+    shape = tuple(store.shape)
+    data_file = str((out_dir / "data.ninja").absolute())
+    if mode == "c":
+        return np.memmap(data_file, dtype=dtype, mode="c", shape=shape, order=store.order)
+    flat = np.frombuffer(store.buffer(), dtype=dtype)
+    arr = flat.reshape(shape, order=store.order).view(np.memmap)
+    arr.filename, arr.offset, arr.mode = data_file, 0, mode
+    return arr
+
+
+def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
+    """Opens a dense store. ``mode`` "r" gives read-only views, "r+" writable ones, "c" copy-on-write."""
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {sorted(_MODES)}; 'w+' would erase the store, use from_ndarray")
+    mode = _MODES[mode]
+    out_dir = Path(out_dir)
+    store = _native.DenseStore(out_dir, writable=mode == "r+")
+    return _memmap(store, out_dir, mode)
+
+
+def from_ndarray(out_dir: PathLike, arr: Any) -> np.memmap:
+    """Writes ``arr`` as a new dense store (creating parent directories) and opens it writable."""
+    data = to_store(arr, None, "array")
+    _native.DenseStore.create(Path(out_dir), data.dtype.name, list(data.shape), as_bytes(data))
+    return open_existing(out_dir, mode="r+")
+
+
+def _empty(out_dir: PathLike, dtype: Any, shape: tuple[int, ...], order: str) -> np.memmap:
+    """A zero-filled store of ``shape``, opened writable (``order`` is accepted for compatibility; stores are C)."""
+    return from_ndarray(out_dir, np.zeros(shape, dtype=store_dtype(dtype)))
+
+
+def extend_dir(out_dir: PathLike, arr: Any) -> None:
+    """Appends the rows of ``arr`` to the store in ``out_dir``; they become visible in one atomic step."""
+    out_dir = Path(out_dir)
+    store = _native.DenseStore(out_dir)
+    shape = tuple(store.shape)
+    arr = np.asarray(arr)
+    if len(shape) == 0 or arr.shape[1:] != shape[1:]:
+        raise ValueError(f"Trying to append samples with incorrect shape: {arr.shape[1:]}, expected: {shape[1:]}")
+    data = to_store(arr, np.dtype(store.dtype).newbyteorder("<"), "array")
+    if store.order == "F" and len(shape) > 1:
+        # An F-order array (written by mmap-ninja 0.9.0) cannot grow by appending: rewrite it in C order.
+        combined = np.concatenate([_memmap(store, out_dir, "r"), data])
+        _native.DenseStore.create(out_dir, data.dtype.name, list(combined.shape), as_bytes(combined))
+        return
+    _native.DenseStore.extend(out_dir, data.dtype.name, data.shape[0], as_bytes(data))
+
+
+def extend(np_mmap: np.memmap, arr: Any) -> None:
+    """Appends rows to the store that ``np_mmap`` was opened from."""
+    filename = getattr(np_mmap, "filename", None)
+    if filename is None:
+        raise TypeError("extend needs an np.memmap opened by mmap_ninja (use extend_dir with a directory)")
+    extend_dir(Path(filename).parent, arr)
+
+
+def append(np_mmap: np.memmap, arr: Any) -> None:
+    """Appends one row."""
+    extend(np_mmap, np.expand_dims(np.asarray(arr), axis=0))
+
+
+def from_generator(out_dir: PathLike, sample_generator: Iterable[Any], batch_size: int, verbose: bool = False) -> np.memmap:
+    """Builds a dense store from rows, writing every ``batch_size`` rows; returns the whole array."""
+    from_generator_base(out_dir, sample_generator, batch_size, from_ndarray, extend_fn=extend, verbose=verbose)
+    return open_existing(out_dir, mode="r+")

@@ -1,0 +1,188 @@
+"""``RaggedMmap``: a list of arrays of different shapes in one flat memory-mapped buffer. Items are numpy
+views into the mapping (no copy); the native layer locates them."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from copy import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from ._dtypes import as_bytes, store_dtype, to_store
+from .base import PathLike, from_generator_base, from_indexable_base, normalize_indices
+
+_KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
+_WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
+
+
+def _check_keys(**keys: str) -> None:
+    for name, value in keys.items():
+        if value != _KEYS[name]:
+            raise ValueError(f"{name}={value!r} is not supported: stores use the standard directory names")
+
+
+def _batch(items: Iterable[Any], dtype: np.dtype[Any] | None) -> tuple[np.dtype[Any], list[np.ndarray], list[list[int]]]:
+    """Items converted exactly to one little-endian dtype (the first item's when ``dtype`` is None)."""
+    arrays: list[np.ndarray] = []
+    for k, item in enumerate(items):
+        arr = to_store(item, dtype, f"item {k}")
+        dtype = arr.dtype if dtype is None else dtype
+        arrays.append(arr)
+    dtype = np.dtype(np.float64) if dtype is None else dtype
+    return dtype, [as_bytes(a) for a in arrays], [list(a.shape) for a in arrays]
+
+
+class RaggedMmap:
+    """A list of numpy arrays of different shapes, stored in ``out_dir``. A missing or empty directory is an
+    empty map; ``append``/``extend`` create it."""
+
+    def __init__(
+        self,
+        out_dir: PathLike,
+        wrapper_fn: Callable[[Any], Any] | None = None,
+        mode: str = "r",
+        starts_key: str = "starts",
+        ends_key: str = "ends",
+        shapes_key: str = "shapes",
+        flattened_shapes_key: str = "flattened_shapes",
+        copy_before_wrapper_fn: bool = True,
+    ) -> None:
+        _check_keys(
+            starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
+        )
+        if mode not in _WRITABLE:
+            raise ValueError(f"mode must be one of {sorted(_WRITABLE)}, not {mode!r}")
+        self.out_dir = Path(out_dir)
+        self.wrapper_fn = wrapper_fn
+        self.mode = mode
+        self.copy_before_wrapper_fn = copy_before_wrapper_fn
+        self._store: _native.RaggedStore | None = None
+        self._flat: np.ndarray | None = None
+        self._reload()
+
+    def _reload(self) -> None:
+        store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode]) if self.out_dir.exists() else None
+        self._store = store
+        if store is not None:
+            self._flat = np.frombuffer(store.buffer(), dtype=np.dtype(store.dtype).newbyteorder("<"))
+
+    @property
+    def dtype(self) -> np.dtype[Any] | None:
+        """Element dtype, None while empty."""
+        return None if self._flat is None else self._flat.dtype
+
+    def __len__(self) -> int:
+        return 0 if self._store is None else len(self._store)
+
+    def _view(self, start: int, end: int, shape: list[int]) -> Any:
+        assert self._flat is not None
+        res: Any = self._flat[start:end]
+        if not shape:
+            res = res.item()
+        elif len(shape) > 1:
+            res = res.reshape(shape)
+        if self.wrapper_fn is not None:
+            if self.copy_before_wrapper_fn:
+                res = copy(res)
+            res = self.wrapper_fn(res)
+        return res
+
+    def get_single(self, item: Any) -> Any:
+        if self._store is None:
+            raise IndexError("RaggedMmap is empty!")
+        return self._view(*self._store.locate(operator.index(item)))
+
+    def get_multiple(self, item: Any) -> list[Any]:
+        if self._store is None:
+            raise IndexError("RaggedMmap is empty!")
+        indices = normalize_indices(item, len(self))
+        return [self._view(*loc) for loc in self._store.locate_many(indices.tolist())]
+
+    def __getitem__(self, item: Any) -> Any:
+        if np.isscalar(item):
+            return self.get_single(item)
+        return self.get_multiple(item)
+
+    def set_single(self, idx: Any, value: Any) -> None:
+        if self._store is None:
+            raise IndexError("RaggedMmap is empty!")
+        start, end, _ = self._store.locate(operator.index(idx))
+        assert self._flat is not None
+        if not self._flat.flags.writeable:
+            raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' to assign items")
+        data = to_store(value, self._flat.dtype, "value").reshape(-1)
+        if data.size != end - start:
+            raise ValueError(f"item {idx} has {end - start} elements; a replacement must have the same size, not {data.size}")
+        self._flat[start:end] = data
+
+    def set_multiple(self, item: Any, value: Sequence[Any]) -> None:
+        indices = normalize_indices(item, len(self))
+        if len(value) != len(indices):
+            raise ValueError(f"{len(indices)} items selected but {len(value)} values given")
+        for i, idx in enumerate(indices.tolist()):
+            self.set_single(idx, value[i])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if np.isscalar(key):
+            self.set_single(key, value)
+        else:
+            self.set_multiple(key, value)
+
+    def append(self, array: Any) -> None:
+        self.extend([array])
+
+    def extend(self, arrays: Iterable[Any]) -> None:
+        """Appends items; they become visible together, in one atomic step, to every reader that reopens."""
+        dtype, buffers, shapes = _batch(arrays, self.dtype)
+        _native.RaggedStore.extend(self.out_dir, dtype.name, buffers, shapes)
+        self._reload()
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()} of length: {len(self)}"
+
+    @classmethod
+    def from_lists(
+        cls,
+        out_dir: PathLike,
+        lists: Sequence[Any],
+        dtype: Any = None,
+        mode: str = "r+",
+        wrapper_fn: Callable[[Any], Any] | None = None,
+        starts_key: str = "starts",
+        ends_key: str = "ends",
+        shapes_key: str = "shapes",
+        flattened_shapes_key: str = "flattened_shapes",
+    ) -> RaggedMmap:
+        """Writes ``lists`` as a new store (replacing any in ``out_dir``, creating parents) and opens it."""
+        _check_keys(
+            starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
+        )
+        store_dt, buffers, shapes = _batch(lists, None if dtype is None else store_dtype(dtype))
+        _native.RaggedStore.create(Path(out_dir), store_dt.name, buffers, shapes)
+        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode)
+
+    @classmethod
+    def from_generator(
+        cls, out_dir: PathLike, sample_generator: Iterable[Any], batch_size: int, verbose: bool = False, **kwargs: Any
+    ) -> RaggedMmap:
+        """Builds a store from a generator, writing every ``batch_size`` items (one batch in memory at a time)."""
+        return from_generator_base(out_dir, sample_generator, batch_size, cls.from_lists, verbose=verbose, **kwargs)
+
+    @classmethod
+    def from_indexable(
+        cls,
+        out_dir: PathLike,
+        indexable: Any,
+        batch_size: int,
+        n_jobs: int | None = None,
+        verbose: bool = False,
+        **kwargs: Any,
+    ) -> RaggedMmap:
+        """Builds a store from ``indexable[i]`` (or ``indexable(i)``); ``n_jobs`` computes items with joblib."""
+        return from_indexable_base(
+            out_dir, indexable, batch_size, cls.from_lists, n_jobs=n_jobs, verbose=verbose, **kwargs
+        )

@@ -1,0 +1,130 @@
+"""``StringsMmap``: a list of str stored as UTF-8 (optionally one zstd frame per item), decoded natively."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from .base import PathLike, from_generator_base, normalize_indices, progress
+
+_WRITABLE = {"rb": False, "r": False, "r+b": True, "r+": True}
+
+
+def _checked(strings: Iterable[Any], verbose: bool) -> list[str]:
+    items = list(progress(strings, verbose))
+    for k, s in enumerate(items):
+        if not isinstance(s, str):
+            raise TypeError(f"StringsMmap stores str; item {k} is {type(s).__name__}")
+    return items
+
+
+class StringsMmap:
+    """A list of strings stored in ``out_dir``. A missing or empty directory is an empty list."""
+
+    def __init__(self, out_dir: PathLike, mode: str = "r+b", starts_key: str = "starts", ends_key: str = "ends") -> None:
+        if (starts_key, ends_key) != ("starts", "ends"):
+            raise ValueError("custom starts_key/ends_key are not supported: stores use the standard directory names")
+        if mode not in _WRITABLE:
+            raise ValueError(f"mode must be one of {sorted(_WRITABLE)}, not {mode!r}")
+        self.out_dir = Path(out_dir)
+        self.mode = mode
+        self._closed = False
+        self._store: _native.StringStore | None = None
+        self._reload()
+
+    def _reload(self) -> None:
+        self._store = _native.StringStore.open(self.out_dir) if self.out_dir.exists() else None
+
+    def _native_store(self) -> _native.StringStore | None:
+        if self._closed:
+            raise ValueError("StringsMmap is closed")
+        return self._store
+
+    def __len__(self) -> int:
+        store = self._native_store()
+        return 0 if store is None else len(store)
+
+    def get_single(self, item: Any) -> str:
+        store = self._native_store()
+        if store is None:
+            raise IndexError("StringsMmap is empty!")
+        return store.get(operator.index(item))
+
+    def get_multiple(self, item: Any) -> list[str]:
+        store = self._native_store()
+        if store is None:
+            return []
+        return store.get_many(normalize_indices(item, len(store)).tolist())
+
+    def __getitem__(self, item: Any) -> Any:
+        if np.isscalar(item):
+            return self.get_single(item)
+        return self.get_multiple(item)
+
+    def set_single(self, idx: Any, new_value: str) -> None:
+        store = self._native_store()
+        if store is None:
+            raise IndexError("StringsMmap is empty!")
+        if not _WRITABLE[self.mode]:
+            raise ValueError("this StringsMmap was opened read-only (mode='rb')")
+        store.set(operator.index(idx), new_value)
+
+    def set_multiple(self, key: Any, value: Sequence[str]) -> None:
+        indices = normalize_indices(key, len(self)).tolist()
+        if len(value) != len(indices):
+            raise ValueError(f"{len(indices)} items selected but {len(value)} values given")
+        for i, idx in enumerate(indices):
+            self.set_single(idx, value[i])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if np.isscalar(key):
+            self.set_single(key, value)
+        else:
+            self.set_multiple(key, value)
+
+    def extend(self, list_of_strings: Iterable[str], verbose: bool = False) -> None:
+        """Appends strings; they become visible together, in one atomic step."""
+        self._native_store()
+        _native.StringStore.extend(self.out_dir, _checked(list_of_strings, verbose))
+        self._reload()
+
+    def append(self, string: str) -> None:
+        self.extend([string])
+
+    def close(self) -> None:
+        """Releases the mapping; later reads raise ValueError."""
+        self._store = None
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()} of length: {0 if self._store is None else len(self._store)}"
+
+    @classmethod
+    def from_strings(
+        cls,
+        out_dir: PathLike,
+        strings: Sequence[str],
+        mode: str = "r+b",
+        starts_key: str = "starts",
+        ends_key: str = "ends",
+        verbose: bool = False,
+        zstd_level: int | None = None,
+        zstd_train_dictionary_size: int | None = None,
+    ) -> StringsMmap:
+        """Writes ``strings`` as a new store (replacing any in ``out_dir``, creating parents). With
+        ``zstd_level`` every string is one zstd frame, optionally with a dictionary trained on the strings."""
+        items = _checked(strings, verbose)
+        _native.StringStore.create(Path(out_dir), items, zstd_level, zstd_train_dictionary_size)
+        return cls(out_dir, mode=mode, starts_key=starts_key, ends_key=ends_key)
+
+    @classmethod
+    def from_generator(
+        cls, out_dir: PathLike, sample_generator: Iterable[str], batch_size: int, verbose: bool = False, **kwargs: Any
+    ) -> StringsMmap:
+        """Builds a store from a generator of strings, writing every ``batch_size`` items."""
+        return from_generator_base(out_dir, sample_generator, batch_size, cls.from_strings, verbose=verbose, **kwargs)

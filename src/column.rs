@@ -1,0 +1,106 @@
+//! An offset column: a dense directory of little-endian int64 values, shaped `(n,)` or `(n, 1)`. Ragged
+//! and string stores keep their starts, ends, element counts and flat shapes in columns.
+
+use std::path::Path;
+
+use crate::commit::Commit;
+use crate::dense::DenseStore;
+use crate::error::{Error, Result};
+use crate::format::Dtype;
+
+/// An opened int64 column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    store: DenseStore,
+    len: usize,
+}
+
+impl Column {
+    /// Opens and validates the column in `dir`.
+    pub fn open(dir: &Path) -> Result<Column> {
+        let store = DenseStore::open(dir, false)?;
+        let shape = store.shape();
+        let len = match (store.dtype(), shape) {
+            (Dtype::Int64, [n]) | (Dtype::Int64, [n, 1]) => *n,
+            _ => {
+                return Err(Error::corrupt(
+                    dir,
+                    format!(
+                        "expected an int64 column of shape (n,) or (n, 1), found {} {shape:?}",
+                        store.dtype()
+                    ),
+                ))
+            }
+        };
+        let len = usize::try_from(len).map_err(|_| Error::corrupt(dir, "column too long"))?;
+        Ok(Column { store, len })
+    }
+
+    /// Writes a new column holding `values`; `two_d` gives it shape `(n, 1)` (flat ragged shapes).
+    pub fn create(dir: &Path, values: &[i64], two_d: bool, commit: &mut Commit) -> Result<()> {
+        let n = values.len() as u64;
+        let shape: &[u64] = if two_d { &[n, 1] } else { &[n] };
+        crate::dense::write_layout(dir, Dtype::Int64, shape, &encode(values), commit)?;
+        commit.stage(dir.join(crate::format::TYPE_FILE), b"numpy".to_vec());
+        Ok(())
+    }
+
+    /// Writes `values` past the committed end and stages the new length into `commit`.
+    pub fn append(&self, values: &[i64], commit: &mut Commit) -> Result<()> {
+        self.store
+            .append(Dtype::Int64, values.len() as u64, &encode(values), commit)
+    }
+
+    /// Number of committed values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Value `i`; an error (never a panic) when `i` is past the end.
+    pub fn get(&self, i: usize) -> Result<i64> {
+        let bytes = i
+            .checked_mul(8)
+            .and_then(|at| self.store.bytes().get(at..at + 8))
+            .ok_or_else(|| {
+                Error::corrupt(self.store.dir(), format!("value {i} is past the end"))
+            })?;
+        Ok(i64::from_le_bytes(bytes.try_into().expect("8-byte slice")))
+    }
+
+    /// The directory, for error messages.
+    pub fn dir(&self) -> &Path {
+        self.store.dir()
+    }
+}
+
+fn encode(values: &[i64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_append_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Commit::default();
+        Column::create(dir.path(), &[1, -2], true, &mut c).unwrap();
+        c.apply().unwrap();
+        let col = Column::open(dir.path()).unwrap();
+        let mut c = Commit::default();
+        col.append(&[7], &mut c).unwrap();
+        c.apply().unwrap();
+        let col = Column::open(dir.path()).unwrap();
+        assert_eq!(col.len(), 3);
+        assert_eq!(
+            (
+                col.get(0).unwrap(),
+                col.get(1).unwrap(),
+                col.get(2).unwrap()
+            ),
+            (1, -2, 7)
+        );
+        assert!(col.get(3).is_err());
+    }
+}

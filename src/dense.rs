@@ -1,0 +1,252 @@
+//! The dense store (the reference's `numpy` directory): one array of fixed-shape rows in `data.ninja`,
+//! described by `dtype.ninja`, `shape.ninja` and `order.ninja`. Also the building block of the ragged and
+//! string stores, whose data buffer and offset columns are dense directories too.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::commit::{self, Commit};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::format::{self, Dtype, Order, StoreKind};
+use crate::mmap::Region;
+
+/// An opened dense directory: validated metadata plus a mapping of its data file.
+#[derive(Debug, Clone)]
+pub struct DenseStore {
+    dir: PathBuf,
+    dtype: Dtype,
+    shape: Vec<u64>,
+    order: Order,
+    data: Arc<Region>,
+    byte_len: usize,
+}
+
+impl DenseStore {
+    /// Opens and validates `dir`; `writable` maps the data read-write (mode `r+`).
+    pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
+        let (dtype, shape, order) = read_layout(dir)?;
+        let data_path = dir.join(format::DATA_FILE);
+        let byte_len = format::byte_len(&shape, dtype).ok_or_else(|| {
+            Error::corrupt(
+                dir.join(format::SHAPE_FILE),
+                format!("shape {shape:?} overflows"),
+            )
+        })?;
+        let data = Region::open(&data_path, writable)?;
+        if data.len() < byte_len {
+            return Err(Error::corrupt(
+                &data_path,
+                format!(
+                    "{} bytes, but shape {shape:?} of {dtype} needs {byte_len}",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(DenseStore {
+            dir: dir.to_path_buf(),
+            dtype,
+            shape,
+            order,
+            data: Arc::new(data),
+            byte_len,
+        })
+    }
+
+    /// Writes a new C-order dense directory holding `payload` (little-endian elements), replacing any old one.
+    pub fn create(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
+        let mut commit = Commit::default();
+        write_layout(dir, dtype, shape, payload, &mut commit)?;
+        commit.stage(dir.join(format::TYPE_FILE), StoreKind::Numpy.name().into());
+        commit.apply()
+    }
+
+    /// Appends `rows` rows (little-endian, C order) to the C-order dense directory `dir`.
+    pub fn extend(dir: &Path, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
+        let mut commit = Commit::default();
+        DenseStore::open(dir, false)?.append(dtype, rows, payload, &mut commit)?;
+        commit.apply()
+    }
+
+    /// Writes `payload` past the committed rows and stages the new `shape.ninja` into `commit`.
+    pub fn append(
+        &self,
+        dtype: Dtype,
+        rows: u64,
+        payload: &[u8],
+        commit: &mut Commit,
+    ) -> Result<()> {
+        if dtype != self.dtype {
+            return Err(Error::InvalidArgument(format!(
+                "cannot append {dtype} rows to a {} store",
+                self.dtype
+            )));
+        }
+        if self.shape.is_empty() {
+            return Err(Error::InvalidArgument(
+                "cannot append to a 0-d array".into(),
+            ));
+        }
+        if self.order == Order::F && self.shape.len() > 1 {
+            return Err(Error::InvalidArgument(
+                "appending to an F-order array needs a rewrite; rewrite it in C order".into(),
+            ));
+        }
+        let mut new_shape = self.shape.clone();
+        new_shape[0] = new_shape[0]
+            .checked_add(rows)
+            .ok_or_else(|| Error::InvalidArgument("row count overflows".into()))?;
+        let expected = format::byte_len(&new_shape, dtype)
+            .and_then(|total| total.checked_sub(self.byte_len))
+            .ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
+        if payload.len() != expected {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes given for {rows} rows of shape {:?} ({expected} bytes expected)",
+                payload.len(),
+                &self.shape[1..]
+            )));
+        }
+        commit::write_at(
+            &self.dir.join(format::DATA_FILE),
+            self.byte_len as u64,
+            payload,
+        )?;
+        commit.stage(
+            self.dir.join(format::SHAPE_FILE),
+            format::encode_shape(&new_shape),
+        );
+        Ok(())
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Committed shape.
+    pub fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    /// Memory order.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// The mapping of `data.ninja` (may be longer than the committed bytes).
+    pub fn region(&self) -> &Arc<Region> {
+        &self.data
+    }
+
+    /// The committed bytes of the array.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data.bytes()[..self.byte_len]
+    }
+}
+
+/// Reads and validates `dtype.ninja`, `shape.ninja` and `order.ninja` of `dir`.
+fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
+    let dtype_path = dir.join(format::DTYPE_FILE);
+    let name = files::read_text(&dtype_path, format::MAX_METADATA_BYTES)?;
+    let dtype = Dtype::parse(name.trim()).ok_or_else(|| {
+        Error::corrupt(
+            &dtype_path,
+            format!("dtype {:?} is not an allowed element type", name.trim()),
+        )
+    })?;
+    let shape_path = dir.join(format::SHAPE_FILE);
+    let shape = format::parse_shape(&files::read_capped(
+        &shape_path,
+        format::MAX_METADATA_BYTES,
+    )?)
+    .map_err(|reason| Error::corrupt(&shape_path, reason))?;
+    let order_path = dir.join(format::ORDER_FILE);
+    let order = if files::exists(&order_path)? {
+        let text = files::read_text(&order_path, format::MAX_METADATA_BYTES)?;
+        Order::parse(text.trim())
+            .ok_or_else(|| Error::corrupt(&order_path, format!("order {text:?} is not C or F")))?
+    } else {
+        Order::C
+    };
+    Ok((dtype, shape, order))
+}
+
+/// Writes the data and metadata files of a C-order dense directory; `shape.ninja` is staged in `commit`.
+pub(crate) fn write_layout(
+    dir: &Path,
+    dtype: Dtype,
+    shape: &[u64],
+    payload: &[u8],
+    commit: &mut Commit,
+) -> Result<()> {
+    let expected = format::byte_len(shape, dtype)
+        .ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
+    if payload.len() != expected {
+        return Err(Error::InvalidArgument(format!(
+            "{} bytes given for shape {shape:?} of {dtype} ({expected} expected)",
+            payload.len()
+        )));
+    }
+    commit::create_dir(dir)?;
+    commit::replace_file(&dir.join(format::DATA_FILE), payload)?;
+    commit::replace_file(&dir.join(format::DTYPE_FILE), dtype.name().as_bytes())?;
+    commit::replace_file(&dir.join(format::ORDER_FILE), Order::C.name().as_bytes())?;
+    commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn create_open_extend() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("a/b");
+        DenseStore::create(&d, Dtype::Float32, &[2, 2], &le(&[1.0, 2.0, 3.0, 4.0])).unwrap();
+        DenseStore::extend(&d, Dtype::Float32, 1, &le(&[5.0, 6.0])).unwrap();
+        let s = DenseStore::open(&d, false).unwrap();
+        assert_eq!(s.shape(), [3, 2]);
+        assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        assert_eq!(
+            std::fs::read_to_string(d.join("type.ninja")).unwrap(),
+            "numpy"
+        );
+    }
+
+    #[test]
+    fn extend_rejects_mismatches() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        DenseStore::create(d, Dtype::Float32, &[1, 2], &le(&[1.0, 2.0])).unwrap();
+        assert!(DenseStore::extend(d, Dtype::Float64, 1, &[0; 16]).is_err());
+        assert!(DenseStore::extend(d, Dtype::Float32, 1, &[0; 4]).is_err());
+        assert_eq!(DenseStore::open(d, false).unwrap().shape(), [1, 2]);
+    }
+
+    #[test]
+    fn short_data_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        DenseStore::create(d, Dtype::Int64, &[2], &[0; 16]).unwrap();
+        std::fs::write(d.join("shape.ninja"), format::encode_shape(&[3])).unwrap();
+        assert!(matches!(
+            DenseStore::open(d, false),
+            Err(Error::Corrupt { .. })
+        ));
+        std::fs::write(d.join("dtype.ninja"), "object").unwrap();
+        assert!(matches!(
+            DenseStore::open(d, false),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}

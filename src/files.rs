@@ -1,0 +1,34 @@
+//! Small-file reads with a size cap, so a hostile metadata file cannot make us allocate without bound.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Reads `path` whole, refusing files larger than `cap` bytes.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(Error::io(path))?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io(path))?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::corrupt(
+            path,
+            format!("file is larger than the {cap}-byte limit"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a small ASCII/UTF-8 metadata file.
+pub fn read_text(path: &Path, cap: u64) -> Result<String> {
+    String::from_utf8(read_capped(path, cap)?)
+        .map_err(|_| Error::corrupt(path, "metadata is not UTF-8 text"))
+}
+
+/// True when `path` exists (an I/O error other than not-found is reported, not hidden).
+pub fn exists(path: &Path) -> Result<bool> {
+    path.try_exists().map_err(Error::io(path))
+}

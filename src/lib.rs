@@ -1,0 +1,27 @@
+//! mmap_ninja: datasets in memory-mapped files, read zero-copy from many processes.
+//!
+//! Three stores share one on-disk format with mmap-ninja 0.9.0 (see `format`): a dense array
+//! ([`DenseStore`]), a list of arrays of different shapes ([`RaggedStore`]) and a list of strings
+//! ([`StringStore`]). Writes append past the committed ends and become visible in one rename ([`commit`]).
+//! The `python` feature adds the PyO3 bindings (`mmap_ninja._native`).
+
+mod column;
+pub mod commit;
+pub mod dense;
+pub mod error;
+mod files;
+pub mod format;
+pub mod mmap;
+pub mod ragged;
+pub mod store;
+pub mod strings;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use dense::DenseStore;
+pub use error::{Error, Result};
+pub use format::{Dtype, Order, StoreKind};
+pub use mmap::Region;
+pub use ragged::{Item, RaggedStore};
+pub use strings::{StringStore, ZstdOptions};

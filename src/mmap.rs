@@ -1,0 +1,115 @@
+//! A read-only (or, for mode `r+`, writable) shared mapping of one whole file. This is the crate's only
+//! place that turns mapped memory into a Rust slice.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Error, Result};
+
+/// One file mapped as it was when opened. Cheap to share behind an `Arc`; unmapped on drop.
+#[derive(Debug)]
+pub struct Region {
+    /// `None` for an empty file (nothing to map).
+    map: Option<MmapRaw>,
+    writable: bool,
+    path: PathBuf,
+}
+
+impl Region {
+    /// Maps the whole of `path` (shared). `writable` maps it read-write; the file must then be writable.
+    pub fn open(path: &Path, writable: bool) -> Result<Region> {
+        let file = if writable {
+            OpenOptions::new().read(true).write(true).open(path)
+        } else {
+            File::open(path)
+        }
+        .map_err(Error::io(path))?;
+        let len = file.metadata().map_err(Error::io(path))?.len();
+        let len = usize::try_from(len)
+            .map_err(|_| Error::corrupt(path, "file larger than the address space"))?;
+        let map = if len == 0 {
+            None
+        } else {
+            let mut options = MmapOptions::new();
+            options.len(len);
+            let map = if writable {
+                options.map_raw(&file)
+            } else {
+                options.map_raw_read_only(&file)
+            };
+            Some(map.map_err(Error::io(path))?)
+        };
+        Ok(Region {
+            map,
+            writable,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.map {
+            None => &[],
+            // SAFETY: `map` is a live mapping of exactly `map.len()` bytes that stays mapped until `self`
+            // drops, and the returned slice borrows `self`, so it cannot outlive the mapping. The pages stay
+            // backed because this crate never truncates a store file (writers append, or write a new file and
+            // rename it over the old one, which leaves this inode intact). What could still break this is
+            // another program truncating the file, which the store format forbids. Contents may change under
+            // us (another process, or a writable view in mode r+); they are plain bytes with no validity
+            // invariant, and every offset read from them is bounds-checked before use.
+            Some(map) => unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) },
+        }
+    }
+
+    /// Base pointer for writable buffer export, `None` when the region is read-only or empty.
+    pub fn writable_ptr(&self) -> Option<*mut u8> {
+        match &self.map {
+            Some(map) if self.writable => Some(map.as_mut_ptr()),
+            _ => None,
+        }
+    }
+
+    /// Mapped length in bytes.
+    pub fn len(&self) -> usize {
+        self.map.as_ref().map_or(0, MmapRaw::len)
+    }
+
+    /// True for an empty file.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when mapped read-write.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The mapped file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_whole_file_and_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello").unwrap();
+        let r = Region::open(&p, false).unwrap();
+        assert_eq!(r.bytes(), b"hello");
+        assert!(r.writable_ptr().is_none());
+        std::fs::write(dir.path().join("e"), b"").unwrap();
+        let e = Region::open(&dir.path().join("e"), true).unwrap();
+        assert!(e.is_empty() && e.bytes().is_empty());
+        let missing = Region::open(&dir.path().join("nope"), false).unwrap_err();
+        assert!(
+            matches!(missing, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+    }
+}

@@ -1,0 +1,630 @@
+//! The ragged store (`RaggedMmap`): items of different shapes, concatenated in one flat element buffer.
+//! `starts/` and `ends/` hold element offsets, `flattened_shapes/` element counts, and `shapes/` either an
+//! `(n, 1)` int64 column (every item 1-D or 0-d, `shapes_are_flat.ninja` = 1) or a nested flat ragged store
+//! whose items are the int64 shape tuples. A stored shape `(0,)` over exactly one element is a 0-d scalar.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::column::Column;
+use crate::commit::{self, Commit};
+use crate::dense::{self, DenseStore};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::format::{self, Dtype, StoreKind};
+use crate::mmap::Region;
+
+/// Where the old flat shapes column waits while a store's shapes are rewritten as a nested store.
+const FLAT_SHAPES_BACKUP_DIR: &str = "shapes.flat-old";
+/// Where a nested shapes store is built before it is renamed into place.
+const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
+
+/// The location of one item in the flat buffer, in elements, with its shape (empty for a 0-d scalar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub start: u64,
+    pub end: u64,
+    pub shape: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+enum Shapes {
+    Flat(Column),
+    Nested(Box<RaggedStore>),
+}
+
+/// An opened, non-empty ragged store.
+#[derive(Debug, Clone)]
+pub struct RaggedStore {
+    dir: PathBuf,
+    data: DenseStore,
+    data_len: u64,
+    starts: Column,
+    ends: Column,
+    shapes: Shapes,
+    len: usize,
+}
+
+impl RaggedStore {
+    /// Opens `dir`. `Ok(None)` is an empty store: the directory exists but nothing was committed yet.
+    pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
+        if !files::exists(dir)? {
+            return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+        }
+        if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
+            return Ok(None);
+        }
+        Self::open_committed(dir, writable, 0).map(Some)
+    }
+
+    fn open_committed(dir: &Path, writable: bool, depth: u32) -> Result<RaggedStore> {
+        let data = DenseStore::open(dir, writable)?;
+        let data_len = match data.shape() {
+            [n] => *n,
+            other => {
+                return Err(Error::corrupt(
+                    dir.join(format::SHAPE_FILE),
+                    format!("flat buffer must be 1-D, found shape {other:?}"),
+                ))
+            }
+        };
+        let starts = Column::open(&dir.join(format::STARTS_DIR))?;
+        let len = starts.len();
+        let ends = Column::open(&dir.join(format::ENDS_DIR))?;
+        require_len(&ends, len)?;
+        let shapes = open_shapes(dir, depth)?;
+        match &shapes {
+            Shapes::Flat(col) => require_len(col, len)?,
+            Shapes::Nested(nested) if nested.len < len => {
+                return Err(Error::corrupt(
+                    &nested.dir,
+                    format!("{} shapes for {len} items", nested.len),
+                ))
+            }
+            Shapes::Nested(_) => {}
+        }
+        Ok(RaggedStore {
+            dir: dir.to_path_buf(),
+            data,
+            data_len,
+            starts,
+            ends,
+            shapes,
+            len,
+        })
+    }
+
+    /// Number of committed items.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no item is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> Dtype {
+        self.data.dtype()
+    }
+
+    /// The mapping of the flat buffer (`data.ninja`).
+    pub fn region(&self) -> &Arc<Region> {
+        self.data.region()
+    }
+
+    /// Committed elements of the flat buffer.
+    pub fn data_len(&self) -> u64 {
+        self.data_len
+    }
+
+    /// True when every item is 1-D or 0-d.
+    pub fn is_flat(&self) -> bool {
+        matches!(self.shapes, Shapes::Flat(_))
+    }
+
+    /// Locates item `index` (negative counts from the end).
+    pub fn locate(&self, index: i64) -> Result<Item> {
+        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange {
+            index,
+            len: self.len,
+        })?;
+        self.item(i)
+    }
+
+    /// Locates many items in one call.
+    pub fn locate_many(&self, indices: &[i64]) -> Result<Vec<Item>> {
+        indices.iter().map(|&i| self.locate(i)).collect()
+    }
+
+    /// Locates item `i < len`, checking offsets and shape against the buffer.
+    fn item(&self, i: usize) -> Result<Item> {
+        let (start, end) = (self.starts.get(i)?, self.ends.get(i)?);
+        if start < 0 || start > end || end as u64 > self.data_len {
+            return Err(Error::corrupt(
+                self.starts.dir(),
+                format!(
+                    "item {i} spans [{start}, {end}) outside a buffer of {} elements",
+                    self.data_len
+                ),
+            ));
+        }
+        let (start, end) = (start as u64, end as u64);
+        let count = end - start;
+        let stored = match &self.shapes {
+            Shapes::Flat(col) => vec![col_value(col, i)?],
+            Shapes::Nested(nested) => nested.int_item(i)?,
+        };
+        let shape = if stored == [0] && count == 1 {
+            Vec::new()
+        } else if format::element_count(&stored) == Some(count) {
+            stored
+        } else {
+            return Err(Error::corrupt(
+                self.shapes_dir(),
+                format!("item {i} has shape {stored:?} but {count} elements"),
+            ));
+        };
+        Ok(Item { start, end, shape })
+    }
+
+    /// Item `i` of an int64 store, as non-negative values (used for nested shapes).
+    fn int_item(&self, i: usize) -> Result<Vec<u64>> {
+        let item = self.item(i)?;
+        if item.shape.len() > 1 || item.end - item.start > format::MAX_NDIM as u64 {
+            return Err(Error::corrupt(
+                &self.dir,
+                format!("shape {i} is not a short 1-D tuple"),
+            ));
+        }
+        let bytes = &self.data.bytes()[item.start as usize * 8..item.end as usize * 8];
+        bytes
+            .chunks_exact(8)
+            .map(|c| {
+                u64::try_from(i64::from_le_bytes(c.try_into().expect("8 bytes"))).map_err(|_| {
+                    Error::corrupt(&self.dir, format!("shape {i} has a negative axis"))
+                })
+            })
+            .collect()
+    }
+
+    fn shapes_dir(&self) -> PathBuf {
+        self.dir.join(format::SHAPES_DIR)
+    }
+
+    /// Appends items to the ragged store in `dir`, creating it when empty. `payload` holds the items'
+    /// little-endian elements back to back; `shapes[k]` is item k's shape (empty for 0-d).
+    pub fn extend(dir: &Path, dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<()> {
+        let counts = check_batch(dtype, payload, shapes)?;
+        if shapes.is_empty() {
+            return Ok(());
+        }
+        let existing = if files::exists(dir)? {
+            RaggedStore::open(dir, false)?
+        } else {
+            None
+        };
+        let Some(store) = existing else {
+            return Self::create(dir, dtype, payload, shapes);
+        };
+        if store.dtype() != dtype {
+            return Err(Error::InvalidArgument(format!(
+                "cannot append {dtype} items to a {} store",
+                store.dtype()
+            )));
+        }
+        let mut commit = Commit::default();
+        store.append(payload, shapes, &counts, &mut commit)?;
+        commit.apply()?;
+        let backup = dir.join(FLAT_SHAPES_BACKUP_DIR);
+        if files::exists(&backup)? {
+            fs::remove_dir_all(&backup).map_err(Error::io(&backup))?;
+        }
+        Ok(())
+    }
+
+    fn append(
+        &self,
+        payload: &[u8],
+        shapes: &[Vec<u64>],
+        counts: &[u64],
+        commit: &mut Commit,
+    ) -> Result<()> {
+        let itemsize = self.dtype().itemsize() as u64;
+        let data_path = self.dir.join(format::DATA_FILE);
+        let first = commit::append_aligned(&data_path, itemsize, payload)? / itemsize;
+        let (starts, ends) = offsets(first, counts)?;
+        let total = ends.last().map_or(first, |&e| e as u64);
+        self.ends.append(&ends, commit)?;
+        Column::open(&self.dir.join(format::FLATTENED_SHAPES_DIR))?
+            .append(&to_i64(counts)?, commit)?;
+        match &self.shapes {
+            Shapes::Flat(col) if shapes.iter().all(|s| s.len() <= 1) => {
+                col.append(&flat_shapes(shapes)?, commit)?
+            }
+            Shapes::Flat(_) => self.convert_to_nested(shapes)?,
+            Shapes::Nested(nested) => nested.append_shapes(shapes, commit)?,
+        }
+        commit.stage(
+            self.dir.join(format::SHAPE_FILE),
+            format::encode_shape(&[total]),
+        );
+        self.starts.append(&starts, commit)
+    }
+
+    /// Appends shape tuples as items of this (nested, int64) store.
+    fn append_shapes(&self, shapes: &[Vec<u64>], commit: &mut Commit) -> Result<()> {
+        let encoded = encode_shapes(shapes)?;
+        self.append(&encoded.payload, &encoded.shapes, &encoded.counts, commit)
+    }
+
+    /// Rewrites a flat store's shapes as a nested store holding the old and the new shapes. The old column
+    /// is kept as a backup until the extend commits, so readers always find a valid shapes directory.
+    fn convert_to_nested(&self, new: &[Vec<u64>]) -> Result<()> {
+        let Shapes::Flat(col) = &self.shapes else {
+            unreachable!("only flat stores are converted")
+        };
+        let mut all = Vec::with_capacity(self.len + new.len());
+        for i in 0..self.len {
+            all.push(vec![col_value(col, i)?]);
+        }
+        all.extend(
+            new.iter()
+                .map(|s| if s.is_empty() { vec![0] } else { s.clone() }),
+        );
+        let tmp = self.dir.join(NESTED_SHAPES_TMP_DIR);
+        if files::exists(&tmp)? {
+            fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
+        }
+        let encoded = encode_shapes(&all)?;
+        Self::create(&tmp, Dtype::Int64, &encoded.payload, &encoded.shapes)?;
+        let shapes_dir = self.shapes_dir();
+        let backup = self.dir.join(FLAT_SHAPES_BACKUP_DIR);
+        fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
+        fs::rename(&tmp, &shapes_dir).map_err(Error::io(&shapes_dir))?;
+        commit::replace_file(
+            &self.dir.join(format::SHAPES_ARE_FLAT_FILE),
+            &format::encode_flag(false),
+        )
+    }
+
+    /// Writes a new ragged store in `dir` holding the given items, replacing any store that was there.
+    /// Readers opening meanwhile see an empty store until the flag file, written last, appears.
+    pub fn create(dir: &Path, dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<()> {
+        let counts = check_batch(dtype, payload, shapes)?;
+        commit::create_dir(dir)?;
+        remove_store_files(dir)?;
+        if shapes.is_empty() {
+            return commit::replace_file(
+                &dir.join(format::TYPE_FILE),
+                StoreKind::Ragged.name().as_bytes(),
+            );
+        }
+        let (starts, ends) = offsets(0, &counts)?;
+        let flat = shapes.iter().all(|s| s.len() <= 1);
+        let mut commit = Commit::default();
+        dense::write_layout(dir, dtype, &[counts.iter().sum()], payload, &mut commit)?;
+        Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
+        Column::create(
+            &dir.join(format::FLATTENED_SHAPES_DIR),
+            &to_i64(&counts)?,
+            false,
+            &mut commit,
+        )?;
+        let shapes_dir = dir.join(format::SHAPES_DIR);
+        if flat {
+            Column::create(&shapes_dir, &flat_shapes(shapes)?, true, &mut commit)?;
+        } else {
+            let nested: Vec<Vec<u64>> = shapes
+                .iter()
+                .map(|s| if s.is_empty() { vec![0] } else { s.clone() })
+                .collect();
+            let encoded = encode_shapes(&nested)?;
+            commit.apply()?;
+            commit = Commit::default();
+            Self::create(&shapes_dir, Dtype::Int64, &encoded.payload, &encoded.shapes)?;
+        }
+        Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;
+        commit.stage(
+            dir.join(format::SHAPES_ARE_FLAT_FILE),
+            format::encode_flag(flat).to_vec(),
+        );
+        commit.stage(dir.join(format::TYPE_FILE), StoreKind::Ragged.name().into());
+        commit.apply()
+    }
+}
+
+fn open_shapes(dir: &Path, depth: u32) -> Result<Shapes> {
+    let mut shapes_dir = dir.join(format::SHAPES_DIR);
+    if !files::exists(&shapes_dir)? && files::exists(&dir.join(FLAT_SHAPES_BACKUP_DIR))? {
+        shapes_dir = dir.join(FLAT_SHAPES_BACKUP_DIR);
+    }
+    let type_path = shapes_dir.join(format::TYPE_FILE);
+    let nested = files::exists(&type_path)?
+        && files::read_text(&type_path, format::MAX_METADATA_BYTES)?.trim()
+            == StoreKind::Ragged.name();
+    if !nested {
+        return Column::open(&shapes_dir).map(Shapes::Flat);
+    }
+    if depth > 0 {
+        return Err(Error::corrupt(&shapes_dir, "shapes of shapes must be flat"));
+    }
+    let store = RaggedStore::open_committed(&shapes_dir, false, depth + 1)?;
+    if store.dtype() != Dtype::Int64 || !store.is_flat() {
+        return Err(Error::corrupt(
+            &shapes_dir,
+            "nested shapes must be a flat int64 store",
+        ));
+    }
+    Ok(Shapes::Nested(Box::new(store)))
+}
+
+fn require_len(col: &Column, len: usize) -> Result<()> {
+    if col.len() < len {
+        return Err(Error::corrupt(
+            col.dir(),
+            format!("{} values for {len} items", col.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn col_value(col: &Column, i: usize) -> Result<u64> {
+    u64::try_from(col.get(i)?)
+        .map_err(|_| Error::corrupt(col.dir(), format!("value {i} is negative")))
+}
+
+/// Validates a batch and returns each item's element count.
+fn check_batch(dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<Vec<u64>> {
+    let counts = shapes
+        .iter()
+        .map(|s| {
+            if s.len() > format::MAX_NDIM {
+                return Err(Error::InvalidArgument(format!(
+                    "item has {} axes, more than {}",
+                    s.len(),
+                    format::MAX_NDIM
+                )));
+            }
+            format::element_count(s)
+                .ok_or_else(|| Error::InvalidArgument(format!("shape {s:?} overflows")))
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    let bytes = counts
+        .iter()
+        .try_fold(0u64, |acc, &c| acc.checked_add(c))
+        .and_then(|n| n.checked_mul(dtype.itemsize() as u64));
+    if bytes != Some(payload.len() as u64) {
+        return Err(Error::InvalidArgument(format!(
+            "{} payload bytes do not match the shapes given ({bytes:?} expected)",
+            payload.len()
+        )));
+    }
+    Ok(counts)
+}
+
+fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
+    values
+        .iter()
+        .map(|&v| {
+            i64::try_from(v)
+                .map_err(|_| Error::InvalidArgument(format!("{v} does not fit in int64")))
+        })
+        .collect()
+}
+
+/// Start and end offsets of consecutive items beginning at element `first`.
+fn offsets(first: u64, counts: &[u64]) -> Result<(Vec<i64>, Vec<i64>)> {
+    let mut at = first;
+    let mut starts = Vec::with_capacity(counts.len());
+    let mut ends = Vec::with_capacity(counts.len());
+    for &c in counts {
+        starts.push(at);
+        at = at
+            .checked_add(c)
+            .ok_or_else(|| Error::InvalidArgument("offsets overflow".into()))?;
+        ends.push(at);
+    }
+    Ok((to_i64(&starts)?, to_i64(&ends)?))
+}
+
+/// Flat stored shapes: the length of a 1-D item, 0 for a 0-d one.
+fn flat_shapes(shapes: &[Vec<u64>]) -> Result<Vec<i64>> {
+    to_i64(
+        &shapes
+            .iter()
+            .map(|s| s.first().copied().unwrap_or(0))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Shape tuples encoded as the items of a nested int64 store.
+struct EncodedShapes {
+    payload: Vec<u8>,
+    shapes: Vec<Vec<u64>>,
+    counts: Vec<u64>,
+}
+
+fn encode_shapes(shapes: &[Vec<u64>]) -> Result<EncodedShapes> {
+    let mut payload = Vec::new();
+    for s in shapes {
+        for v in to_i64(s)? {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(EncodedShapes {
+        payload,
+        shapes: shapes.iter().map(|s| vec![s.len() as u64]).collect(),
+        counts: shapes.iter().map(|s| s.len() as u64).collect(),
+    })
+}
+
+/// Removes the files of a previous store in `dir`: the flag first, so readers see an empty store.
+fn remove_store_files(dir: &Path) -> Result<()> {
+    let flag = dir.join(format::SHAPES_ARE_FLAT_FILE);
+    if files::exists(&flag)? {
+        fs::remove_file(&flag).map_err(Error::io(&flag))?;
+    }
+    for sub in [
+        format::STARTS_DIR,
+        format::ENDS_DIR,
+        format::FLATTENED_SHAPES_DIR,
+        format::SHAPES_DIR,
+        FLAT_SHAPES_BACKUP_DIR,
+    ] {
+        let path = dir.join(sub);
+        if files::exists(&path)? {
+            fs::remove_dir_all(&path).map_err(Error::io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_i32(values: &[i32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn items(store: &RaggedStore) -> Vec<Item> {
+        (0..store.len() as i64)
+            .map(|i| store.locate(i).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn flat_store_with_scalar_and_empty_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let shapes = vec![vec![3], vec![], vec![0]];
+        RaggedStore::create(dir.path(), Dtype::Int32, &bytes_i32(&[1, 2, 3, 9]), &shapes).unwrap();
+        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        assert!(s.is_flat());
+        assert_eq!(
+            items(&s),
+            [
+                Item {
+                    start: 0,
+                    end: 3,
+                    shape: vec![3]
+                },
+                Item {
+                    start: 3,
+                    end: 4,
+                    shape: vec![]
+                },
+                Item {
+                    start: 4,
+                    end: 4,
+                    shape: vec![0]
+                },
+            ]
+        );
+        assert_eq!(s.locate(-1).unwrap(), s.locate(2).unwrap());
+        assert!(matches!(s.locate(3), Err(Error::IndexOutOfRange { .. })));
+    }
+
+    #[test]
+    fn extend_flat_then_nd_converts_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("r");
+        RaggedStore::extend(&d, Dtype::Int32, &bytes_i32(&[1, 2]), &[vec![2]]).unwrap();
+        RaggedStore::extend(
+            &d,
+            Dtype::Int32,
+            &bytes_i32(&[3, 4, 5, 6, 7, 8, 9]),
+            &[vec![2, 3], vec![]],
+        )
+        .unwrap();
+        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        assert!(!s.is_flat());
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.locate(0).unwrap().shape, [2]);
+        assert_eq!(
+            s.locate(1).unwrap(),
+            Item {
+                start: 2,
+                end: 8,
+                shape: vec![2, 3]
+            }
+        );
+        assert_eq!(
+            s.locate(2).unwrap(),
+            Item {
+                start: 8,
+                end: 9,
+                shape: vec![]
+            }
+        );
+        assert!(!d.join(FLAT_SHAPES_BACKUP_DIR).exists());
+        RaggedStore::extend(&d, Dtype::Int32, &bytes_i32(&[1]), &[vec![1, 1]]).unwrap();
+        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        assert_eq!(
+            s.locate(3).unwrap(),
+            Item {
+                start: 9,
+                end: 10,
+                shape: vec![1, 1]
+            }
+        );
+    }
+
+    #[test]
+    fn empty_dir_is_empty_store_and_dtype_must_match() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
+        RaggedStore::create(dir.path(), Dtype::Int32, &[], &[]).unwrap();
+        assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
+        RaggedStore::extend(dir.path(), Dtype::Int32, &bytes_i32(&[1]), &[vec![1]]).unwrap();
+        let err = RaggedStore::extend(dir.path(), Dtype::Float32, &[0; 4], &[vec![1]]).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)));
+        assert!(RaggedStore::extend(dir.path(), Dtype::Int32, &[0; 3], &[vec![1]]).is_err());
+    }
+
+    #[test]
+    fn tampered_offsets_are_corrupt_not_wrong_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        RaggedStore::create(
+            dir.path(),
+            Dtype::Int32,
+            &bytes_i32(&[1, 2, 3]),
+            &[vec![1], vec![2]],
+        )
+        .unwrap();
+        let ends = dir.path().join("ends/data.ninja");
+        let mut raw = fs::read(&ends).unwrap();
+        raw[8..16].copy_from_slice(&100i64.to_le_bytes());
+        fs::write(&ends, raw).unwrap();
+        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        assert!(s.locate(0).is_ok());
+        assert!(matches!(s.locate(1), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn uncommitted_tail_is_ignored_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        RaggedStore::create(d, Dtype::Int32, &bytes_i32(&[1, 2]), &[vec![2]]).unwrap();
+        // A crashed writer left bytes past the committed end of the data and of a column.
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("data.ninja"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[0xAB; 6]).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("ends/data.ninja"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[0xCD; 8]).unwrap();
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        assert_eq!(s.len(), 1);
+        RaggedStore::extend(d, Dtype::Int32, &bytes_i32(&[7]), &[vec![1]]).unwrap();
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let item = s.locate(1).unwrap();
+        let bytes = &s.region().bytes()[item.start as usize * 4..item.end as usize * 4];
+        assert_eq!(bytes, bytes_i32(&[7]));
+    }
+}

@@ -1,0 +1,418 @@
+//! The string store (`StringsMmap`): UTF-8 strings concatenated in `data.ninja`, with byte offsets in the
+//! `starts/` and `ends/` columns. Optionally every item is one zstd frame (`zstd_level.ninja`), compressed
+//! with a trained dictionary (`zstd_dict.ninja`), exactly as mmap-ninja 0.9.0 writes them.
+
+use std::borrow::Cow;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::column::Column;
+use crate::commit::{self, Commit};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::format::{self, StoreKind};
+use crate::mmap::Region;
+
+/// Compression options for a new store.
+#[derive(Debug, Clone, Copy)]
+pub struct ZstdOptions {
+    /// zstd level written to `zstd_level.ninja`.
+    pub level: i32,
+    /// Train a dictionary of at most this many bytes from the strings.
+    pub dictionary_size: Option<usize>,
+}
+
+/// The per-item zstd codec of a compressed store.
+struct Codec {
+    level: i32,
+    dictionary: Vec<u8>,
+    decompressor: Mutex<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("level", &self.level)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Codec {
+    fn open(dir: &Path) -> Result<Option<Codec>> {
+        let level_path = dir.join(format::ZSTD_LEVEL_FILE);
+        if !files::exists(&level_path)? {
+            return Ok(None);
+        }
+        let level =
+            format::parse_zstd_level(&files::read_text(&level_path, format::MAX_METADATA_BYTES)?)
+                .map_err(|reason| Error::corrupt(&level_path, reason))?;
+        let dict_path = dir.join(format::ZSTD_DICT_FILE);
+        let dictionary = if files::exists(&dict_path)? {
+            files::read_capped(&dict_path, format::MAX_ZSTD_DICT_BYTES)?
+        } else {
+            Vec::new()
+        };
+        Codec::new(level, dictionary, &dict_path).map(Some)
+    }
+
+    fn new(level: i32, dictionary: Vec<u8>, dict_path: &Path) -> Result<Codec> {
+        let decompressor = zstd::bulk::Decompressor::with_dictionary(&dictionary)
+            .map_err(|e| Error::corrupt(dict_path, format!("unusable zstd dictionary: {e}")))?;
+        Ok(Codec {
+            level,
+            dictionary,
+            decompressor: Mutex::new(decompressor),
+        })
+    }
+
+    fn compress(&self, items: &[&str]) -> Result<Vec<Vec<u8>>> {
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(self.level, &self.dictionary)
+            .map_err(|e| Error::InvalidArgument(format!("zstd level {}: {e}", self.level)))?;
+        items
+            .iter()
+            .map(|s| {
+                compressor
+                    .compress(s.as_bytes())
+                    .map_err(|e| Error::InvalidArgument(format!("zstd: {e}")))
+            })
+            .collect()
+    }
+
+    fn decompress(&self, frame: &[u8], path: &Path, i: usize) -> Result<Vec<u8>> {
+        let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+            Ok(Some(size)) if size <= format::MAX_DECOMPRESSED_ITEM_BYTES => size as usize,
+            _ => {
+                return Err(Error::corrupt(
+                    path,
+                    format!("item {i} is not a zstd frame with a sane content size"),
+                ))
+            }
+        };
+        let mut decompressor = self
+            .decompressor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let out = decompressor
+            .decompress(frame, size)
+            .map_err(|e| Error::corrupt(path, format!("item {i}: zstd: {e}")))?;
+        if out.len() != size {
+            return Err(Error::corrupt(
+                path,
+                format!("item {i}: zstd frame size disagrees with its header"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// An opened, non-empty string store.
+#[derive(Debug)]
+pub struct StringStore {
+    dir: PathBuf,
+    data: Arc<Region>,
+    starts: Column,
+    ends: Column,
+    len: usize,
+    codec: Option<Codec>,
+}
+
+impl StringStore {
+    /// Opens `dir`. `Ok(None)` is an empty store (nothing committed yet).
+    pub fn open(dir: &Path) -> Result<Option<StringStore>> {
+        if !files::exists(dir)? {
+            return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+        }
+        if !files::exists(&dir.join(format::STARTS_DIR).join(format::SHAPE_FILE))? {
+            return Ok(None);
+        }
+        let starts = Column::open(&dir.join(format::STARTS_DIR))?;
+        let len = starts.len();
+        let ends = Column::open(&dir.join(format::ENDS_DIR))?;
+        if ends.len() < len {
+            return Err(Error::corrupt(
+                ends.dir(),
+                format!("{} ends for {len} strings", ends.len()),
+            ));
+        }
+        let data = Arc::new(Region::open(&dir.join(format::DATA_FILE), false)?);
+        Ok(Some(StringStore {
+            dir: dir.to_path_buf(),
+            data,
+            starts,
+            ends,
+            len,
+            codec: Codec::open(dir)?,
+        }))
+    }
+
+    /// Number of committed strings.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no string is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when items are zstd frames.
+    pub fn is_compressed(&self) -> bool {
+        self.codec.is_some()
+    }
+
+    /// String `index` (negative counts from the end), decoded.
+    pub fn get(&self, index: i64) -> Result<Cow<'_, str>> {
+        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange {
+            index,
+            len: self.len,
+        })?;
+        let raw = self.raw(i)?;
+        let data_path = self.dir.join(format::DATA_FILE);
+        let bytes = match &self.codec {
+            None => Cow::Borrowed(raw),
+            Some(codec) => Cow::Owned(codec.decompress(raw, &data_path, i)?),
+        };
+        match bytes {
+            Cow::Borrowed(b) => std::str::from_utf8(b)
+                .map(Cow::Borrowed)
+                .map_err(|_| not_utf8(&data_path, i)),
+            Cow::Owned(b) => String::from_utf8(b)
+                .map(Cow::Owned)
+                .map_err(|_| not_utf8(&data_path, i)),
+        }
+    }
+
+    /// The stored bytes of item `i < len`, bounds-checked against the data file.
+    fn raw(&self, i: usize) -> Result<&[u8]> {
+        let (start, end) = self.span(i)?;
+        Ok(&self.data.bytes()[start..end])
+    }
+
+    fn span(&self, i: usize) -> Result<(usize, usize)> {
+        let (start, end) = (self.starts.get(i)?, self.ends.get(i)?);
+        if start < 0 || start > end || end as u64 > self.data.len() as u64 {
+            return Err(Error::corrupt(
+                self.starts.dir(),
+                format!(
+                    "string {i} spans bytes [{start}, {end}) outside a data file of {}",
+                    self.data.len()
+                ),
+            ));
+        }
+        Ok((start as usize, end as usize))
+    }
+
+    /// Overwrites string `index` in place with one of the same UTF-8 byte length (uncompressed stores only).
+    pub fn set(&self, index: i64, value: &str) -> Result<()> {
+        if self.codec.is_some() {
+            return Err(Error::InvalidArgument(
+                "In-place modification is not supported for compressed StringsMmap.".into(),
+            ));
+        }
+        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange {
+            index,
+            len: self.len,
+        })?;
+        let (start, end) = self.span(i)?;
+        if value.len() != end - start {
+            return Err(Error::InvalidArgument(format!(
+                "string {i} holds {} UTF-8 bytes; a replacement must have the same length, not {}",
+                end - start,
+                value.len()
+            )));
+        }
+        commit::write_at(
+            &self.dir.join(format::DATA_FILE),
+            start as u64,
+            value.as_bytes(),
+        )
+    }
+
+    /// Appends strings to the store in `dir`, creating an uncompressed one when empty.
+    pub fn extend(dir: &Path, items: &[&str]) -> Result<()> {
+        let existing = if files::exists(dir)? {
+            StringStore::open(dir)?
+        } else {
+            None
+        };
+        let Some(store) = existing else {
+            return Self::create(dir, items, None);
+        };
+        if items.is_empty() {
+            return Ok(());
+        }
+        let encoded = store.encode(items)?;
+        let payload: Vec<u8> = encoded.concat();
+        let first = commit::append_aligned(&dir.join(format::DATA_FILE), 1, &payload)?;
+        let (starts, ends) = byte_offsets(first, &encoded)?;
+        let mut commit = Commit::default();
+        store.ends.append(&ends, &mut commit)?;
+        store.starts.append(&starts, &mut commit)?;
+        commit.apply()
+    }
+
+    fn encode<'a>(&self, items: &[&'a str]) -> Result<Vec<Cow<'a, [u8]>>> {
+        Ok(match &self.codec {
+            None => items.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect(),
+            Some(codec) => codec.compress(items)?.into_iter().map(Cow::Owned).collect(),
+        })
+    }
+
+    /// Writes a new string store in `dir` holding `items`, replacing any store that was there. An empty
+    /// `items` writes only `type.ninja`, which both this library and mmap-ninja 0.9.0 open as empty.
+    pub fn create(dir: &Path, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
+        commit::create_dir(dir)?;
+        for sub in [format::STARTS_DIR, format::ENDS_DIR] {
+            let path = dir.join(sub);
+            if files::exists(&path)? {
+                fs::remove_dir_all(&path).map_err(Error::io(&path))?;
+            }
+        }
+        for name in [format::ZSTD_LEVEL_FILE, format::ZSTD_DICT_FILE] {
+            let path = dir.join(name);
+            if files::exists(&path)? {
+                fs::remove_file(&path).map_err(Error::io(&path))?;
+            }
+        }
+        commit::replace_file(
+            &dir.join(format::TYPE_FILE),
+            StoreKind::String.name().as_bytes(),
+        )?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<Cow<'_, [u8]>> = match zstd {
+            None => items.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect(),
+            Some(options) => {
+                let codec = new_codec(dir, items, options)?;
+                codec.compress(items)?.into_iter().map(Cow::Owned).collect()
+            }
+        };
+        commit::replace_file(&dir.join(format::DATA_FILE), &encoded.concat())?;
+        let (starts, ends) = byte_offsets(0, &encoded)?;
+        let mut commit = Commit::default();
+        Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
+        Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;
+        commit.apply()
+    }
+}
+
+/// Trains the dictionary if asked, writes the level and dictionary files, and returns the codec.
+fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> {
+    let dict_path = dir.join(format::ZSTD_DICT_FILE);
+    let dictionary = match options.dictionary_size {
+        None => Vec::new(),
+        Some(size) => {
+            let samples: Vec<&[u8]> = items.iter().map(|s| s.as_bytes()).collect();
+            let dictionary = zstd::dict::from_samples(&samples, size).map_err(|e| {
+                Error::InvalidArgument(format!("cannot train a {size}-byte zstd dictionary: {e}"))
+            })?;
+            commit::replace_file(&dict_path, &dictionary)?;
+            dictionary
+        }
+    };
+    let codec = Codec::new(options.level, dictionary, &dict_path)?;
+    commit::replace_file(
+        &dir.join(format::ZSTD_LEVEL_FILE),
+        options.level.to_string().as_bytes(),
+    )?;
+    Ok(codec)
+}
+
+fn byte_offsets<B: AsRef<[u8]>>(first: u64, encoded: &[B]) -> Result<(Vec<i64>, Vec<i64>)> {
+    let mut at =
+        i64::try_from(first).map_err(|_| Error::InvalidArgument("data file too large".into()))?;
+    let mut starts = Vec::with_capacity(encoded.len());
+    let mut ends = Vec::with_capacity(encoded.len());
+    for e in encoded {
+        starts.push(at);
+        at = at
+            .checked_add(e.as_ref().len() as i64)
+            .ok_or_else(|| Error::InvalidArgument("offsets overflow".into()))?;
+        ends.push(at);
+    }
+    Ok((starts, ends))
+}
+
+fn not_utf8(path: &Path, i: usize) -> Error {
+    Error::corrupt(path, format!("string {i} is not valid UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(store: &StringStore) -> Vec<String> {
+        (0..store.len() as i64)
+            .map(|i| store.get(i).unwrap().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn create_extend_get_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("nested/s");
+        StringStore::create(&d, &["Torba", "", "日本語"], None).unwrap();
+        StringStore::extend(&d, &["🥷", "x"]).unwrap();
+        let s = StringStore::open(&d).unwrap().unwrap();
+        assert_eq!(all(&s), ["Torba", "", "日本語", "🥷", "x"]);
+        assert_eq!(s.get(-1).unwrap(), "x");
+        s.set(0, "Korba").unwrap();
+        assert!(matches!(
+            s.set(0, "too long"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(
+            StringStore::open(&d).unwrap().unwrap().get(0).unwrap(),
+            "Korba"
+        );
+    }
+
+    #[test]
+    fn empty_and_all_empty_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        StringStore::create(dir.path(), &[], None).unwrap();
+        assert!(StringStore::open(dir.path()).unwrap().is_none());
+        StringStore::extend(dir.path(), &["", ""]).unwrap();
+        assert_eq!(
+            all(&StringStore::open(dir.path()).unwrap().unwrap()),
+            ["", ""]
+        );
+    }
+
+    #[test]
+    fn zstd_with_and_without_dictionary() {
+        let strings: Vec<String> = (0..120)
+            .map(|i| format!("{} sample {i}", ["Torba", "popo"][i % 2]))
+            .collect();
+        let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+        for dictionary_size in [None, Some(256)] {
+            let dir = tempfile::tempdir().unwrap();
+            StringStore::create(
+                dir.path(),
+                &refs,
+                Some(ZstdOptions {
+                    level: 3,
+                    dictionary_size,
+                }),
+            )
+            .unwrap();
+            StringStore::extend(dir.path(), &["tail"]).unwrap();
+            let s = StringStore::open(dir.path()).unwrap().unwrap();
+            assert!(s.is_compressed());
+            assert_eq!(all(&s)[..120], strings[..]);
+            assert_eq!(s.get(-1).unwrap(), "tail");
+            assert!(s.set(0, "x").is_err());
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        StringStore::create(dir.path(), &["ab"], None).unwrap();
+        fs::write(dir.path().join("data.ninja"), [0xff, 0xfe]).unwrap();
+        let s = StringStore::open(dir.path()).unwrap().unwrap();
+        assert!(matches!(s.get(0), Err(Error::Corrupt { .. })));
+    }
+}
