@@ -87,7 +87,9 @@ def append(np_mmap: np.memmap, arr: Any) -> None:
     extend(np_mmap, np.expand_dims(np.asarray(arr), axis=0))
 
 
-def from_generator(out_dir: PathLike, sample_generator: Iterable[Any], batch_size: int, verbose: bool = False) -> np.memmap:
+def from_generator(
+    out_dir: PathLike, sample_generator: Iterable[Any], batch_size: int, verbose: bool = False
+) -> np.memmap:
     """Builds a dense store from rows, writing every ``batch_size`` rows; returns the whole array."""
     from_generator_base(out_dir, sample_generator, batch_size, from_ndarray, extend_fn=extend, verbose=verbose)
     return open_existing(out_dir, mode="r+")

@@ -25,7 +25,9 @@ def _check_keys(**keys: str) -> None:
             raise ValueError(f"{name}={value!r} is not supported: stores use the standard directory names")
 
 
-def _batch(items: Iterable[Any], dtype: np.dtype[Any] | None) -> tuple[np.dtype[Any], list[np.ndarray], list[list[int]]]:
+def _batch(
+    items: Iterable[Any], dtype: np.dtype[Any] | None
+) -> tuple[np.dtype[Any], list[np.ndarray], list[list[int]]]:
     """Items converted exactly to one little-endian dtype (the first item's when ``dtype`` is None)."""
     arrays: list[np.ndarray] = []
     for k, item in enumerate(items):
@@ -97,9 +99,11 @@ class RaggedMmap:
         return self._view(*self._store.locate(operator.index(item)))
 
     def get_multiple(self, item: Any) -> list[Any]:
-        if self._store is None:
-            raise IndexError("RaggedMmap is empty!")
         indices = normalize_indices(item, len(self))
+        if self._store is None:
+            if len(indices):
+                raise IndexError("RaggedMmap is empty!")
+            return []
         return [self._view(*loc) for loc in self._store.locate_many(indices.tolist())]
 
     def __getitem__(self, item: Any) -> Any:
@@ -116,7 +120,9 @@ class RaggedMmap:
             raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' to assign items")
         data = to_store(value, self._flat.dtype, "value").reshape(-1)
         if data.size != end - start:
-            raise ValueError(f"item {idx} has {end - start} elements; a replacement must have the same size, not {data.size}")
+            raise ValueError(
+                f"item {idx} has {end - start} elements; a replacement must have the same size, not {data.size}"
+            )
         self._flat[start:end] = data
 
     def set_multiple(self, item: Any, value: Sequence[Any]) -> None:

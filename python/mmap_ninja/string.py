@@ -26,7 +26,9 @@ def _checked(strings: Iterable[Any], verbose: bool) -> list[str]:
 class StringsMmap:
     """A list of strings stored in ``out_dir``. A missing or empty directory is an empty list."""
 
-    def __init__(self, out_dir: PathLike, mode: str = "r+b", starts_key: str = "starts", ends_key: str = "ends") -> None:
+    def __init__(
+        self, out_dir: PathLike, mode: str = "r+b", starts_key: str = "starts", ends_key: str = "ends"
+    ) -> None:
         if (starts_key, ends_key) != ("starts", "ends"):
             raise ValueError("custom starts_key/ends_key are not supported: stores use the standard directory names")
         if mode not in _WRITABLE:

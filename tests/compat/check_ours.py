@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mmap_ninja import generic, np_extend_dir, np_open_existing
 from mmap_ninja.ragged import RaggedMmap
 from mmap_ninja.string import StringsMmap

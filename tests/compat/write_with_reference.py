@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from mmap_ninja import np_extend_dir, np_from_ndarray
 from mmap_ninja.ragged import RaggedMmap
 from mmap_ninja.string import StringsMmap

@@ -1,0 +1,32 @@
+"""Helpers shared by the test modules: the golden cases, the optional reference venv, item comparison."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TESTS = Path(__file__).resolve().parent
+GOLDEN = TESTS / "fixtures" / "golden"
+REFERENCE_PYTHON = Path(os.environ.get("MMAP_NINJA_REFERENCE_PYTHON", TESTS.parent / ".venv-ref" / "bin" / "python"))
+
+
+def run_reference(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(python), *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def assert_item_equal(got: Any, want: Any) -> None:
+    """Equal values, shapes and kinds (Python scalars stay scalars, strings stay str)."""
+    if isinstance(want, str | int) and not isinstance(want, bool):
+        assert type(got) is type(want) and got == want, (got, want)
+        return
+    if isinstance(want, np.generic):
+        assert isinstance(got, np.generic) and got.dtype == want.dtype and got == want, (got, want)
+        return
+    want = np.asarray(want)
+    assert isinstance(got, np.ndarray), type(got)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_array_equal(got, want)

@@ -1,0 +1,47 @@
+"""base: the reference's helpers, Wrapped, index normalisation; and no pickle/eval on any read path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmap_ninja
+from mmap_ninja.base import Wrapped, normalize_indices
+
+
+def test_wrapped_copies_before_calling() -> None:
+    data = np.arange(3)
+    seen = Wrapped(data, lambda x: x)[[0, 1]]
+    seen[0] = 99
+    assert data[0] == 0
+    assert len(Wrapped(data, abs)) == 3
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        (slice(None), [0, 1, 2, 3]),
+        (slice(-1, None, -2), [3, 1]),
+        ([1, -1], [1, -1]),
+        (np.array([True, False, True, False]), [0, 2]),
+        ((), []),
+    ],
+)
+def test_normalize_indices(item: object, expected: list[int]) -> None:
+    assert normalize_indices(item, 4).tolist() == expected
+
+
+@pytest.mark.parametrize("bad", [[0.5], "ab", [[0, 1]], np.array([True])])
+def test_normalize_indices_rejects_non_indices(bad: object) -> None:
+    with pytest.raises(IndexError):
+        normalize_indices(bad, 4)
+
+
+def test_no_pickle_or_eval_in_the_package() -> None:
+    package = Path(mmap_ninja.__file__).parent
+    pattern = re.compile(r"\bpickle\b|\beval\(|\bexec\(|allow_pickle")
+    offenders = [p.name for p in package.glob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []

@@ -1,0 +1,107 @@
+"""Same bytes on disk as mmap-ninja 0.9.0, both ways: golden stores written by the reference open and extend
+in ours; stores written by ours are byte-identical to the reference's and the reference reads and extends them."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmap_ninja import generic, np_extend_dir
+from mmap_ninja.ragged import RaggedMmap
+from mmap_ninja.string import StringsMmap
+
+import golden_cases as gc
+import write_with_reference
+from support import GOLDEN, assert_item_equal, run_reference
+
+CASE_NAMES = sorted(gc.CASES)
+UNCOMPRESSED = [c for c in CASE_NAMES if c not in gc.ZSTD_CASES]
+
+
+def read_all(path: Path) -> list:
+    store = generic.open_existing(path)
+    return [store[i] for i in range(len(store))]
+
+
+def expected(case: str) -> list:
+    kind, make = gc.CASES[case]
+    want = make()
+    return list(want) if kind == "numpy" else want
+
+
+def assert_store_holds(path: Path, want: list) -> None:
+    got = read_all(path)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert_item_equal(g, w)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_golden_store_written_by_reference_reads_in_ours(case: str) -> None:
+    assert_store_holds(GOLDEN / case, expected(case))
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_golden_store_extends_in_ours(case: str, tmp_path: Path) -> None:
+    path = tmp_path / case
+    shutil.copytree(GOLDEN / case, path)
+    kind, _ = gc.CASES[case]
+    want = expected(case)
+    if kind == "numpy":
+        extra = list(np.asarray(want[:2]))
+        np_extend_dir(path, np.asarray(extra))
+    elif kind == "ragged":
+        extra = [want[-1], want[0]]
+        RaggedMmap(path).extend(extra)
+    else:
+        extra = ["extra", "", "ünï 🥷"]
+        StringsMmap(path).extend(extra)
+    assert_store_holds(path, want + extra)
+
+
+@pytest.mark.parametrize("case", UNCOMPRESSED)
+def test_ours_writes_the_same_bytes_as_the_reference(case: str, tmp_path: Path) -> None:
+    write_with_reference.write_case(case, tmp_path / case)
+    comparison = filecmp.dircmp(GOLDEN / case, tmp_path / case)
+
+    def differences(cmp: filecmp.dircmp) -> list[str]:
+        found = cmp.left_only + cmp.right_only + cmp.diff_files
+        for sub in cmp.subdirs.values():
+            found += differences(sub)
+        return found
+
+    # dircmp compares by stat first; force a byte comparison of every common file.
+    mismatched = [
+        str(p.relative_to(GOLDEN / case))
+        for p in (GOLDEN / case).rglob("*")
+        if p.is_file() and not filecmp.cmp(p, tmp_path / case / p.relative_to(GOLDEN / case), shallow=False)
+    ]
+    assert differences(comparison) == [] and mismatched == []
+
+
+def test_reference_reads_and_extends_stores_written_by_ours(tmp_path: Path, reference_python: Path) -> None:
+    write_with_reference.write_all(tmp_path)
+    result = run_reference(
+        reference_python,
+        str(Path(write_with_reference.__file__).with_name("check_ours.py")),
+        str(tmp_path),
+        "--in-place",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("ok ")) == CASE_NAMES
+    # The reference appended to every store; ours still reads them, old items first.
+    for case in CASE_NAMES:
+        got = read_all(tmp_path / case)
+        want = expected(case)
+        assert len(got) > len(want)
+        for g, w in zip(got, want, strict=False):
+            assert_item_equal(g, w)
+
+
+def test_reference_test_suite_is_vendored_unchanged() -> None:
+    names = sorted(p.name for p in (Path(__file__).parent / "reference").glob("test_*.py"))
+    assert names == ["test_base.py", "test_generic.py", "test_numpy.py", "test_ragged.py", "test_string.py"]

@@ -1,0 +1,224 @@
+"""RaggedMmap: zero-copy items of any shape, every indexing form, writes, and the reference's faults fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmap_ninja import CorruptStoreError
+from mmap_ninja.ragged import RaggedMmap
+
+from support import assert_item_equal
+
+ITEMS = [
+    np.arange(6, dtype=np.int16).reshape(2, 3),
+    np.array([7, 8], dtype=np.int16),
+    np.int16(9),
+    np.zeros((0, 2), np.int16),
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RaggedMmap:
+    RaggedMmap.from_lists(tmp_path / "r", ITEMS)
+    return RaggedMmap(tmp_path / "r")
+
+
+def test_items_round_trip_with_shapes_scalars_and_empty_items(store: RaggedMmap) -> None:
+    assert len(store) == 4
+    assert_item_equal(store[0], ITEMS[0])
+    assert_item_equal(store[1], ITEMS[1])
+    assert store[2] == 9 and isinstance(store[2], int)
+    assert store[3].shape == (0, 2)
+    assert store[0].dtype == np.int16
+
+
+@pytest.mark.parametrize(
+    "index, expected",
+    [
+        (-1, 3),
+        (np.int64(1), 1),
+        (slice(1, None, 2), [1, 3]),
+        ([3, 0, 0], [3, 0, 0]),
+        (np.array([1, -1]), [1, 3]),
+        (np.array([True, False, False, True]), [0, 3]),
+        ([], []),
+    ],
+)
+def test_every_index_form(store: RaggedMmap, index: object, expected: object) -> None:
+    got = store[index]
+    if isinstance(expected, int):
+        assert_item_equal(store[expected], ITEMS[expected] if expected != 2 else 9)
+        assert np.array_equal(got, store[expected])
+    else:
+        assert isinstance(got, list) and len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            assert np.array_equal(g, store[e])
+
+
+@pytest.mark.parametrize("index", [4, -5, [0, 4], np.array([True, False])])
+def test_out_of_range_raises_index_error(store: RaggedMmap, index: object) -> None:
+    with pytest.raises(IndexError):
+        store[index]
+
+
+def test_items_are_read_only_views_of_the_mapping(store: RaggedMmap) -> None:
+    item = store[0]
+    assert not item.flags.writeable
+    assert np.shares_memory(item, store._flat)
+    with pytest.raises(ValueError):
+        item[0, 0] = 1
+    with pytest.raises(ValueError, match="read-only"):
+        store[0] = np.zeros(6, np.int16)
+
+
+def test_views_survive_close_and_later_extends(tmp_path: Path) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "r", [np.arange(1000)])
+    view = store[0]
+    writer = RaggedMmap(tmp_path / "r", mode="r+")
+    writer.extend([np.arange(5)] * 100)
+    del store, writer
+    assert np.array_equal(view, np.arange(1000))
+    assert len(RaggedMmap(tmp_path / "r")) == 101
+
+
+def test_mode_r_plus_writes_through_to_the_file(tmp_path: Path) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "r", [np.arange(3), np.arange(4)])
+    store[1] = [9, 9, 9, 9]
+    store[0][...] = 5
+    assert RaggedMmap(tmp_path / "r")[1].tolist() == [9, 9, 9, 9]
+    assert RaggedMmap(tmp_path / "r")[0].tolist() == [5, 5, 5]
+    with pytest.raises(ValueError, match="same size"):
+        store[0] = [1, 2]
+
+
+def test_empty_store_from_lists_and_from_generator(tmp_path: Path) -> None:
+    empty = RaggedMmap.from_lists(tmp_path / "a" / "b" / "c", [])
+    assert len(empty) == 0
+    with pytest.raises(IndexError):
+        empty[0]
+    empty.append(np.ones((2, 2)))
+    assert RaggedMmap(tmp_path / "a" / "b" / "c")[0].shape == (2, 2)
+    assert len(RaggedMmap.from_generator(tmp_path / "g", iter([]), batch_size=4)) == 0
+
+
+def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "x" / "y" / "z", [np.arange(2)])
+    assert store[0].tolist() == [0, 1]
+
+
+def test_flat_store_grows_n_dimensional_items(tmp_path: Path) -> None:
+    store = RaggedMmap.from_generator(tmp_path / "r", [np.arange(3), 4, np.ones((2, 2), int), np.arange(1)], 2)
+    assert store[0].tolist() == [0, 1, 2] and store[1] == 4
+    assert store[2].shape == (2, 2) and store[3].tolist() == [0]
+
+
+def test_big_endian_input_round_trips(tmp_path: Path) -> None:
+    items = [np.arange(5, dtype=">i4"), np.array([[1.5, -2.0]], dtype=">f8")]
+    store = RaggedMmap.from_lists(tmp_path / "r", items[:1])
+    store.extend([np.array([70000], dtype=">i4")])
+    assert store[0].tolist() == [0, 1, 2, 3, 4] and store[1].tolist() == [70000]
+    other = RaggedMmap.from_lists(tmp_path / "f", items[1:])
+    assert other[0].tolist() == [[1.5, -2.0]]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.array(["a", "b"]),
+        np.array([b"x"]),
+        np.array([object()]),
+        np.zeros(2, dtype=[("a", "i4")]),
+        np.array(["2020-01-01"], dtype="M8[D]"),
+    ],
+)
+def test_unsupported_dtypes_are_refused_at_write_time(tmp_path: Path, bad: np.ndarray) -> None:
+    with pytest.raises(TypeError):
+        RaggedMmap.from_lists(tmp_path / "r", [bad])
+    assert not (tmp_path / "r").exists()
+
+
+def test_values_the_store_cannot_hold_raise_instead_of_being_cast(tmp_path: Path) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "r", [np.array([1, 2], dtype=np.uint8)])
+    with pytest.raises(ValueError, match="exactly"):
+        store.extend([np.array([300])])
+    with pytest.raises(ValueError, match="exactly"):
+        store.append(np.array([1.5]))
+    store.append(np.array([255.0, 0.0]))  # exactly representable: accepted
+    assert len(store) == 2 and store[1].tolist() == [255, 0] and store[1].dtype == np.uint8
+    with pytest.raises(ValueError):
+        RaggedMmap.from_lists(tmp_path / "m", [[1, 2], [0.5]])
+
+
+def test_explicit_dtype_in_from_lists(tmp_path: Path) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "r", [[1, 2], [3]], dtype=np.float32)
+    assert store[0].dtype == np.float32
+
+
+def test_from_indexable_in_parallel_keeps_order(tmp_path: Path) -> None:
+    store = RaggedMmap.from_indexable(tmp_path / "r", lambda i: np.full(i % 3 + 1, i) if i < 25 else [][0], 4, n_jobs=2)
+    assert len(store) == 25
+    assert all(store[i].tolist() == [i] * (i % 3 + 1) for i in range(25))
+
+
+def test_bad_batch_size_and_keys(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        RaggedMmap.from_generator(tmp_path / "r", [np.arange(2)], batch_size=0)
+    with pytest.raises(ValueError):
+        RaggedMmap(tmp_path / "r", starts_key="begin")
+
+
+def test_tampered_offsets_raise_corrupt_store_error(tmp_path: Path) -> None:
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3), np.arange(4)])
+    ends = np.fromfile(tmp_path / "r" / "ends" / "data.ninja", dtype="<i8")
+    ends[1] = 10**12
+    ends.tofile(tmp_path / "r" / "ends" / "data.ninja")
+    store = RaggedMmap(tmp_path / "r")
+    assert store[0].tolist() == [0, 1, 2]
+    with pytest.raises(CorruptStoreError) as err:
+        store[1]
+    assert isinstance(err.value, ValueError) and "starts" in str(err.value)
+
+
+def test_object_dtype_file_is_refused_on_open(tmp_path: Path) -> None:
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
+    (tmp_path / "r" / "dtype.ninja").write_text("object")
+    with pytest.raises(CorruptStoreError, match="dtype.ninja"):
+        RaggedMmap(tmp_path / "r")
+
+
+def test_wrapper_fn_gets_a_private_copy(tmp_path: Path) -> None:
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
+    store = RaggedMmap(tmp_path / "r", wrapper_fn=lambda a: a)
+    assert store[0].flags.writeable and not np.shares_memory(store[0], store._flat)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(
+        st.lists(
+            st.lists(st.integers(-(2**31), 2**31 - 1), max_size=6).map(lambda v: np.array(v, np.int64)), max_size=4
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    two_d=st.booleans(),
+)
+def test_extend_matches_a_list_model(tmp_path_factory: pytest.TempPathFactory, batches: list, two_d: bool) -> None:
+    path = tmp_path_factory.mktemp("model") / "r"
+    model: list[np.ndarray] = []
+    store = RaggedMmap(path, mode="r+")
+    for batch in batches:
+        if two_d:
+            batch = [b.reshape(1, -1) for b in batch]
+        store.extend(batch)
+        model.extend(batch)
+        reopened = RaggedMmap(path)
+        assert len(reopened) == len(model)
+        for i, want in enumerate(model):
+            assert np.array_equal(reopened[i], want) and reopened[i].shape == want.shape
+        assert len(reopened[::-1]) == len(model)

@@ -1,0 +1,99 @@
+"""StringsMmap: UTF-8 decoded natively, zstd frames and dictionaries, in-place edits, and the faults fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmap_ninja import CorruptStoreError, generic
+from mmap_ninja.string import StringsMmap
+
+STRINGS = ["Torba", "", "日本語", "emoji 🥷", "ascii"]
+
+
+@pytest.mark.parametrize("zstd", [None, (3, None), (5, 256)])
+def test_round_trip_and_extend(tmp_path: Path, zstd: tuple[int, int | None] | None) -> None:
+    strings = [f"{s} sample {i}" for i in range(40) for s in STRINGS]
+    level, dict_size = zstd or (None, None)
+    store = StringsMmap.from_strings(tmp_path / "s", strings, zstd_level=level, zstd_train_dictionary_size=dict_size)
+    store.extend(["more", ""])
+    reopened = StringsMmap(tmp_path / "s")
+    assert reopened[:] == strings + ["more", ""]
+    assert reopened[-1] == "" and reopened[np_int(2)] == strings[2]
+    assert reopened[[0, -1]] == [strings[0], ""]
+    assert (tmp_path / "s" / "zstd_level.ninja").exists() == (zstd is not None)
+
+
+def np_int(i: int) -> object:
+    import numpy as np
+
+    return np.int32(i)
+
+
+def test_empty_and_all_empty_stores_open(tmp_path: Path) -> None:
+    empty = StringsMmap.from_strings(tmp_path / "e" / "deep", [])
+    assert len(empty) == 0 and empty[:] == []
+    assert len(generic.open_existing(tmp_path / "e" / "deep")) == 0
+    blanks = StringsMmap.from_strings(tmp_path / "b", ["", "", ""])
+    assert StringsMmap(tmp_path / "b")[:] == ["", "", ""]
+    blanks.append("x")
+    assert StringsMmap(tmp_path / "b")[:] == ["", "", "", "x"]
+
+
+def test_in_place_edit_same_byte_length_only(tmp_path: Path) -> None:
+    store = StringsMmap.from_strings(tmp_path / "s", STRINGS)
+    store[0] = "Korba"
+    store[[2]] = ["語本日"]
+    assert StringsMmap(tmp_path / "s")[:3] == ["Korba", "", "語本日"]
+    with pytest.raises(ValueError, match="same length"):
+        store[0] = "Torbas"
+    with pytest.raises(ValueError, match="read-only"):
+        StringsMmap(tmp_path / "s", mode="rb")[0] = "Zorba"
+
+
+def test_compressed_store_refuses_in_place_edit(tmp_path: Path) -> None:
+    store = StringsMmap.from_strings(tmp_path / "s", ["hello", "world"], zstd_level=3)
+    with pytest.raises(ValueError):
+        store[0] = "other"
+
+
+def test_non_strings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        StringsMmap.from_strings(tmp_path / "s", ["a", b"b"])  # type: ignore[list-item]
+    store = StringsMmap.from_strings(tmp_path / "t", ["a"])
+    with pytest.raises(TypeError):
+        store.append(3)  # type: ignore[arg-type]
+    assert store[:] == ["a"]
+
+
+def test_index_errors_and_close(tmp_path: Path) -> None:
+    store = StringsMmap.from_strings(tmp_path / "s", ["a", "b"])
+    with pytest.raises(IndexError):
+        store[2]
+    with pytest.raises(IndexError):
+        StringsMmap(tmp_path / "missing")[0]
+    store.close()
+    with pytest.raises(ValueError, match="closed"):
+        store[0]
+
+
+def test_invalid_utf8_and_bad_offsets_raise_corrupt_store_error(tmp_path: Path) -> None:
+    StringsMmap.from_strings(tmp_path / "s", ["ab", "cd"])
+    (tmp_path / "s" / "data.ninja").write_bytes(b"\xff\xfecd")
+    store = StringsMmap(tmp_path / "s")
+    assert store[1] == "cd"
+    with pytest.raises(CorruptStoreError, match="UTF-8"):
+        store[0]
+    (tmp_path / "s" / "data.ninja").write_bytes(b"ab")
+    with pytest.raises(CorruptStoreError):
+        StringsMmap(tmp_path / "s")[1]
+
+
+def test_corrupt_zstd_frame_raises(tmp_path: Path) -> None:
+    StringsMmap.from_strings(tmp_path / "s", ["hello world"] * 3, zstd_level=3)
+    data = bytearray((tmp_path / "s" / "data.ninja").read_bytes())
+    data[:8] = b"\x00" * 8
+    (tmp_path / "s" / "data.ninja").write_bytes(bytes(data))
+    with pytest.raises(CorruptStoreError, match="zstd"):
+        StringsMmap(tmp_path / "s")[0]
