@@ -61,9 +61,7 @@ impl Column {
         let bytes = i
             .checked_mul(8)
             .and_then(|at| self.store.bytes().get(at..at + 8))
-            .ok_or_else(|| {
-                Error::corrupt(self.store.dir(), format!("value {i} is past the end"))
-            })?;
+            .ok_or_else(|| Error::corrupt(self.store.dir(), format!("value {i} is past the end")))?;
         Ok(i64::from_le_bytes(bytes.try_into().expect("8-byte slice")))
     }
 
@@ -94,11 +92,7 @@ mod tests {
         let col = Column::open(dir.path()).unwrap();
         assert_eq!(col.len(), 3);
         assert_eq!(
-            (
-                col.get(0).unwrap(),
-                col.get(1).unwrap(),
-                col.get(2).unwrap()
-            ),
+            (col.get(0).unwrap(), col.get(1).unwrap(), col.get(2).unwrap()),
             (1, -2, 7)
         );
         assert!(col.get(3).is_err());

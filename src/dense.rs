@@ -27,20 +27,13 @@ impl DenseStore {
     pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
         let (dtype, shape, order) = read_layout(dir)?;
         let data_path = dir.join(format::DATA_FILE);
-        let byte_len = format::byte_len(&shape, dtype).ok_or_else(|| {
-            Error::corrupt(
-                dir.join(format::SHAPE_FILE),
-                format!("shape {shape:?} overflows"),
-            )
-        })?;
+        let byte_len = format::byte_len(&shape, dtype)
+            .ok_or_else(|| Error::corrupt(dir.join(format::SHAPE_FILE), format!("shape {shape:?} overflows")))?;
         let data = Region::open(&data_path, writable)?;
         if data.len() < byte_len {
             return Err(Error::corrupt(
                 &data_path,
-                format!(
-                    "{} bytes, but shape {shape:?} of {dtype} needs {byte_len}",
-                    data.len()
-                ),
+                format!("{} bytes, but shape {shape:?} of {dtype} needs {byte_len}", data.len()),
             ));
         }
         Ok(DenseStore {
@@ -69,13 +62,7 @@ impl DenseStore {
     }
 
     /// Writes `payload` past the committed rows and stages the new `shape.ninja` into `commit`.
-    pub fn append(
-        &self,
-        dtype: Dtype,
-        rows: u64,
-        payload: &[u8],
-        commit: &mut Commit,
-    ) -> Result<()> {
+    pub fn append(&self, dtype: Dtype, rows: u64, payload: &[u8], commit: &mut Commit) -> Result<()> {
         if dtype != self.dtype {
             return Err(Error::InvalidArgument(format!(
                 "cannot append {dtype} rows to a {} store",
@@ -83,9 +70,7 @@ impl DenseStore {
             )));
         }
         if self.shape.is_empty() {
-            return Err(Error::InvalidArgument(
-                "cannot append to a 0-d array".into(),
-            ));
+            return Err(Error::InvalidArgument("cannot append to a 0-d array".into()));
         }
         if self.order == Order::F && self.shape.len() > 1 {
             return Err(Error::InvalidArgument(
@@ -106,15 +91,8 @@ impl DenseStore {
                 &self.shape[1..]
             )));
         }
-        commit::write_at(
-            &self.dir.join(format::DATA_FILE),
-            self.byte_len as u64,
-            payload,
-        )?;
-        commit.stage(
-            self.dir.join(format::SHAPE_FILE),
-            format::encode_shape(&new_shape),
-        );
+        commit::write_at(&self.dir.join(format::DATA_FILE), self.byte_len as u64, payload)?;
+        commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&new_shape));
         Ok(())
     }
 
@@ -160,16 +138,12 @@ fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
         )
     })?;
     let shape_path = dir.join(format::SHAPE_FILE);
-    let shape = format::parse_shape(&files::read_capped(
-        &shape_path,
-        format::MAX_METADATA_BYTES,
-    )?)
-    .map_err(|reason| Error::corrupt(&shape_path, reason))?;
+    let shape = format::parse_shape(&files::read_capped(&shape_path, format::MAX_METADATA_BYTES)?)
+        .map_err(|reason| Error::corrupt(&shape_path, reason))?;
     let order_path = dir.join(format::ORDER_FILE);
     let order = if files::exists(&order_path)? {
         let text = files::read_text(&order_path, format::MAX_METADATA_BYTES)?;
-        Order::parse(text.trim())
-            .ok_or_else(|| Error::corrupt(&order_path, format!("order {text:?} is not C or F")))?
+        Order::parse(text.trim()).ok_or_else(|| Error::corrupt(&order_path, format!("order {text:?} is not C or F")))?
     } else {
         Order::C
     };
@@ -177,15 +151,8 @@ fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
 }
 
 /// Writes the data and metadata files of a C-order dense directory; `shape.ninja` is staged in `commit`.
-pub(crate) fn write_layout(
-    dir: &Path,
-    dtype: Dtype,
-    shape: &[u64],
-    payload: &[u8],
-    commit: &mut Commit,
-) -> Result<()> {
-    let expected = format::byte_len(shape, dtype)
-        .ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
+pub(crate) fn write_layout(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8], commit: &mut Commit) -> Result<()> {
+    let expected = format::byte_len(shape, dtype).ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
     if payload.len() != expected {
         return Err(Error::InvalidArgument(format!(
             "{} bytes given for shape {shape:?} of {dtype} ({expected} expected)",
@@ -217,10 +184,7 @@ mod tests {
         let s = DenseStore::open(&d, false).unwrap();
         assert_eq!(s.shape(), [3, 2]);
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
-        assert_eq!(
-            std::fs::read_to_string(d.join("type.ninja")).unwrap(),
-            "numpy"
-        );
+        assert_eq!(std::fs::read_to_string(d.join("type.ninja")).unwrap(), "numpy");
     }
 
     #[test]
@@ -239,14 +203,8 @@ mod tests {
         let d = dir.path();
         DenseStore::create(d, Dtype::Int64, &[2], &[0; 16]).unwrap();
         std::fs::write(d.join("shape.ninja"), format::encode_shape(&[3])).unwrap();
-        assert!(matches!(
-            DenseStore::open(d, false),
-            Err(Error::Corrupt { .. })
-        ));
+        assert!(matches!(DenseStore::open(d, false), Err(Error::Corrupt { .. })));
         std::fs::write(d.join("dtype.ninja"), "object").unwrap();
-        assert!(matches!(
-            DenseStore::open(d, false),
-            Err(Error::Corrupt { .. })
-        ));
+        assert!(matches!(DenseStore::open(d, false), Err(Error::Corrupt { .. })));
     }
 }

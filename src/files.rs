@@ -10,9 +10,7 @@ use crate::error::{Error, Result};
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(Error::io(path))?;
     let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(Error::io(path))?;
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(Error::io(path))?;
     if bytes.len() as u64 > cap {
         return Err(Error::corrupt(
             path,
@@ -24,8 +22,7 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
 
 /// Reads a small ASCII/UTF-8 metadata file.
 pub fn read_text(path: &Path, cap: u64) -> Result<String> {
-    String::from_utf8(read_capped(path, cap)?)
-        .map_err(|_| Error::corrupt(path, "metadata is not UTF-8 text"))
+    String::from_utf8(read_capped(path, cap)?).map_err(|_| Error::corrupt(path, "metadata is not UTF-8 text"))
 }
 
 /// True when `path` exists (an I/O error other than not-found is reported, not hidden).

@@ -105,10 +105,7 @@ const DTYPES: [(Dtype, &str, usize); 14] = [
 impl Dtype {
     /// Parses a numpy dtype name as written by `np.dtype(x).name`; `None` outside the allowlist.
     pub fn parse(name: &str) -> Option<Dtype> {
-        DTYPES
-            .iter()
-            .find(|(_, n, _)| *n == name)
-            .map(|(d, _, _)| *d)
+        DTYPES.iter().find(|(_, n, _)| *n == name).map(|(d, _, _)| *d)
     }
 
     /// The numpy name written to `dtype.ninja`.
@@ -157,16 +154,10 @@ impl Order {
 /// Decodes `shape.ninja`: one little-endian u64 per axis (an empty file is a 0-d shape).
 pub fn parse_shape(bytes: &[u8]) -> Result<Vec<u64>, String> {
     if bytes.len() % 8 != 0 {
-        return Err(format!(
-            "shape has {} bytes, not a multiple of 8",
-            bytes.len()
-        ));
+        return Err(format!("shape has {} bytes, not a multiple of 8", bytes.len()));
     }
     if bytes.len() / 8 > MAX_NDIM {
-        return Err(format!(
-            "shape has {} axes, more than {MAX_NDIM}",
-            bytes.len() / 8
-        ));
+        return Err(format!("shape has {} axes, more than {MAX_NDIM}", bytes.len() / 8));
     }
     Ok(bytes
         .chunks_exact(8)
@@ -217,11 +208,7 @@ pub fn parse_zstd_level(text: &str) -> Result<i32, String> {
 /// Maps a Python-style index (negative counts from the end) into `0..len`.
 pub fn resolve_index(index: i64, len: usize) -> Option<usize> {
     let len_i = i64::try_from(len).ok()?;
-    let i = if index < 0 {
-        index.checked_add(len_i)?
-    } else {
-        index
-    };
+    let i = if index < 0 { index.checked_add(len_i)? } else { index };
     (0..len_i).contains(&i).then_some(i as usize)
 }
 

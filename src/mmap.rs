@@ -27,8 +27,7 @@ impl Region {
         }
         .map_err(Error::io(path))?;
         let len = file.metadata().map_err(Error::io(path))?.len();
-        let len = usize::try_from(len)
-            .map_err(|_| Error::corrupt(path, "file larger than the address space"))?;
+        let len = usize::try_from(len).map_err(|_| Error::corrupt(path, "file larger than the address space"))?;
         let map = if len == 0 {
             None
         } else {
@@ -108,8 +107,6 @@ mod tests {
         let e = Region::open(&dir.path().join("e"), true).unwrap();
         assert!(e.is_empty() && e.bytes().is_empty());
         let missing = Region::open(&dir.path().join("nope"), false).unwrap_err();
-        assert!(
-            matches!(missing, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-        );
+        assert!(matches!(missing, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound));
     }
 }

@@ -127,10 +127,7 @@ impl RaggedStore {
 
     /// Locates item `index` (negative counts from the end).
     pub fn locate(&self, index: i64) -> Result<Item> {
-        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange {
-            index,
-            len: self.len,
-        })?;
+        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
         self.item(i)
     }
 
@@ -174,18 +171,14 @@ impl RaggedStore {
     fn int_item(&self, i: usize) -> Result<Vec<u64>> {
         let item = self.item(i)?;
         if item.shape.len() > 1 || item.end - item.start > format::MAX_NDIM as u64 {
-            return Err(Error::corrupt(
-                &self.dir,
-                format!("shape {i} is not a short 1-D tuple"),
-            ));
+            return Err(Error::corrupt(&self.dir, format!("shape {i} is not a short 1-D tuple")));
         }
         let bytes = &self.data.bytes()[item.start as usize * 8..item.end as usize * 8];
         bytes
             .chunks_exact(8)
             .map(|c| {
-                u64::try_from(i64::from_le_bytes(c.try_into().expect("8 bytes"))).map_err(|_| {
-                    Error::corrupt(&self.dir, format!("shape {i} has a negative axis"))
-                })
+                u64::try_from(i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .map_err(|_| Error::corrupt(&self.dir, format!("shape {i} has a negative axis")))
             })
             .collect()
     }
@@ -225,32 +218,20 @@ impl RaggedStore {
         Ok(())
     }
 
-    fn append(
-        &self,
-        payload: &[u8],
-        shapes: &[Vec<u64>],
-        counts: &[u64],
-        commit: &mut Commit,
-    ) -> Result<()> {
+    fn append(&self, payload: &[u8], shapes: &[Vec<u64>], counts: &[u64], commit: &mut Commit) -> Result<()> {
         let itemsize = self.dtype().itemsize() as u64;
         let data_path = self.dir.join(format::DATA_FILE);
         let first = commit::append_aligned(&data_path, itemsize, payload)? / itemsize;
         let (starts, ends) = offsets(first, counts)?;
         let total = ends.last().map_or(first, |&e| e as u64);
         self.ends.append(&ends, commit)?;
-        Column::open(&self.dir.join(format::FLATTENED_SHAPES_DIR))?
-            .append(&to_i64(counts)?, commit)?;
+        Column::open(&self.dir.join(format::FLATTENED_SHAPES_DIR))?.append(&to_i64(counts)?, commit)?;
         match &self.shapes {
-            Shapes::Flat(col) if shapes.iter().all(|s| s.len() <= 1) => {
-                col.append(&flat_shapes(shapes)?, commit)?
-            }
+            Shapes::Flat(col) if shapes.iter().all(|s| s.len() <= 1) => col.append(&flat_shapes(shapes)?, commit)?,
             Shapes::Flat(_) => self.convert_to_nested(shapes)?,
             Shapes::Nested(nested) => nested.append_shapes(shapes, commit)?,
         }
-        commit.stage(
-            self.dir.join(format::SHAPE_FILE),
-            format::encode_shape(&[total]),
-        );
+        commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&[total]));
         self.starts.append(&starts, commit)
     }
 
@@ -270,10 +251,7 @@ impl RaggedStore {
         for i in 0..self.len {
             all.push(vec![col_value(col, i)?]);
         }
-        all.extend(
-            new.iter()
-                .map(|s| if s.is_empty() { vec![0] } else { s.clone() }),
-        );
+        all.extend(new.iter().map(|s| if s.is_empty() { vec![0] } else { s.clone() }));
         let tmp = self.dir.join(NESTED_SHAPES_TMP_DIR);
         if files::exists(&tmp)? {
             fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
@@ -297,10 +275,7 @@ impl RaggedStore {
         commit::create_dir(dir)?;
         remove_store_files(dir)?;
         if shapes.is_empty() {
-            return commit::replace_file(
-                &dir.join(format::TYPE_FILE),
-                StoreKind::Ragged.name().as_bytes(),
-            );
+            return commit::replace_file(&dir.join(format::TYPE_FILE), StoreKind::Ragged.name().as_bytes());
         }
         let (starts, ends) = offsets(0, &counts)?;
         let flat = shapes.iter().all(|s| s.len() <= 1);
@@ -343,8 +318,7 @@ fn open_shapes(dir: &Path, depth: u32) -> Result<Shapes> {
     }
     let type_path = shapes_dir.join(format::TYPE_FILE);
     let nested = files::exists(&type_path)?
-        && files::read_text(&type_path, format::MAX_METADATA_BYTES)?.trim()
-            == StoreKind::Ragged.name();
+        && files::read_text(&type_path, format::MAX_METADATA_BYTES)?.trim() == StoreKind::Ragged.name();
     if !nested {
         return Column::open(&shapes_dir).map(Shapes::Flat);
     }
@@ -353,10 +327,7 @@ fn open_shapes(dir: &Path, depth: u32) -> Result<Shapes> {
     }
     let store = RaggedStore::open_committed(&shapes_dir, false, depth + 1)?;
     if store.dtype() != Dtype::Int64 || !store.is_flat() {
-        return Err(Error::corrupt(
-            &shapes_dir,
-            "nested shapes must be a flat int64 store",
-        ));
+        return Err(Error::corrupt(&shapes_dir, "nested shapes must be a flat int64 store"));
     }
     Ok(Shapes::Nested(Box::new(store)))
 }
@@ -372,8 +343,7 @@ fn require_len(col: &Column, len: usize) -> Result<()> {
 }
 
 fn col_value(col: &Column, i: usize) -> Result<u64> {
-    u64::try_from(col.get(i)?)
-        .map_err(|_| Error::corrupt(col.dir(), format!("value {i} is negative")))
+    u64::try_from(col.get(i)?).map_err(|_| Error::corrupt(col.dir(), format!("value {i} is negative")))
 }
 
 /// Validates a batch and returns each item's element count.
@@ -388,8 +358,7 @@ fn check_batch(dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<Vec<
                     format::MAX_NDIM
                 )));
             }
-            format::element_count(s)
-                .ok_or_else(|| Error::InvalidArgument(format!("shape {s:?} overflows")))
+            format::element_count(s).ok_or_else(|| Error::InvalidArgument(format!("shape {s:?} overflows")))
         })
         .collect::<Result<Vec<u64>>>()?;
     let bytes = counts
@@ -408,10 +377,7 @@ fn check_batch(dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<Vec<
 fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
     values
         .iter()
-        .map(|&v| {
-            i64::try_from(v)
-                .map_err(|_| Error::InvalidArgument(format!("{v} does not fit in int64")))
-        })
+        .map(|&v| i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("{v} does not fit in int64"))))
         .collect()
 }
 
@@ -491,9 +457,7 @@ mod tests {
     }
 
     fn items(store: &RaggedStore) -> Vec<Item> {
-        (0..store.len() as i64)
-            .map(|i| store.locate(i).unwrap())
-            .collect()
+        (0..store.len() as i64).map(|i| store.locate(i).unwrap()).collect()
     }
 
     #[test]
@@ -587,13 +551,7 @@ mod tests {
     #[test]
     fn tampered_offsets_are_corrupt_not_wrong_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        RaggedStore::create(
-            dir.path(),
-            Dtype::Int32,
-            &bytes_i32(&[1, 2, 3]),
-            &[vec![1], vec![2]],
-        )
-        .unwrap();
+        RaggedStore::create(dir.path(), Dtype::Int32, &bytes_i32(&[1, 2, 3]), &[vec![1], vec![2]]).unwrap();
         let ends = dir.path().join("ends/data.ninja");
         let mut raw = fs::read(&ends).unwrap();
         raw[8..16].copy_from_slice(&100i64.to_le_bytes());
@@ -609,10 +567,7 @@ mod tests {
         let d = dir.path();
         RaggedStore::create(d, Dtype::Int32, &bytes_i32(&[1, 2]), &[vec![2]]).unwrap();
         // A crashed writer left bytes past the committed end of the data and of a column.
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(d.join("data.ninja"))
-            .unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(d.join("data.ninja")).unwrap();
         std::io::Write::write_all(&mut f, &[0xAB; 6]).unwrap();
         let mut f = fs::OpenOptions::new()
             .append(true)

@@ -44,9 +44,8 @@ impl Codec {
         if !files::exists(&level_path)? {
             return Ok(None);
         }
-        let level =
-            format::parse_zstd_level(&files::read_text(&level_path, format::MAX_METADATA_BYTES)?)
-                .map_err(|reason| Error::corrupt(&level_path, reason))?;
+        let level = format::parse_zstd_level(&files::read_text(&level_path, format::MAX_METADATA_BYTES)?)
+            .map_err(|reason| Error::corrupt(&level_path, reason))?;
         let dict_path = dir.join(format::ZSTD_DICT_FILE);
         let dictionary = if files::exists(&dict_path)? {
             files::read_capped(&dict_path, format::MAX_ZSTD_DICT_BYTES)?
@@ -163,10 +162,7 @@ impl StringStore {
 
     /// String `index` (negative counts from the end), decoded.
     pub fn get(&self, index: i64) -> Result<Cow<'_, str>> {
-        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange {
-            index,
-            len: self.len,
-        })?;
+        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
         let raw = self.raw(i)?;
         let data_path = self.dir.join(format::DATA_FILE);
         let bytes = match &self.codec {
@@ -210,10 +206,7 @@ impl StringStore {
                 "In-place modification is not supported for compressed StringsMmap.".into(),
             ));
         }
-        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange {
-            index,
-            len: self.len,
-        })?;
+        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
         let (start, end) = self.span(i)?;
         if value.len() != end - start {
             return Err(Error::InvalidArgument(format!(
@@ -222,11 +215,7 @@ impl StringStore {
                 value.len()
             )));
         }
-        commit::write_at(
-            &self.dir.join(format::DATA_FILE),
-            start as u64,
-            value.as_bytes(),
-        )
+        commit::write_at(&self.dir.join(format::DATA_FILE), start as u64, value.as_bytes())
     }
 
     /// Appends strings to the store in `dir`, creating an uncompressed one when empty.
@@ -275,10 +264,7 @@ impl StringStore {
                 fs::remove_file(&path).map_err(Error::io(&path))?;
             }
         }
-        commit::replace_file(
-            &dir.join(format::TYPE_FILE),
-            StoreKind::String.name().as_bytes(),
-        )?;
+        commit::replace_file(&dir.join(format::TYPE_FILE), StoreKind::String.name().as_bytes())?;
         if items.is_empty() {
             return Ok(());
         }
@@ -305,24 +291,19 @@ fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> 
         None => Vec::new(),
         Some(size) => {
             let samples: Vec<&[u8]> = items.iter().map(|s| s.as_bytes()).collect();
-            let dictionary = zstd::dict::from_samples(&samples, size).map_err(|e| {
-                Error::InvalidArgument(format!("cannot train a {size}-byte zstd dictionary: {e}"))
-            })?;
+            let dictionary = zstd::dict::from_samples(&samples, size)
+                .map_err(|e| Error::InvalidArgument(format!("cannot train a {size}-byte zstd dictionary: {e}")))?;
             commit::replace_file(&dict_path, &dictionary)?;
             dictionary
         }
     };
     let codec = Codec::new(options.level, dictionary, &dict_path)?;
-    commit::replace_file(
-        &dir.join(format::ZSTD_LEVEL_FILE),
-        options.level.to_string().as_bytes(),
-    )?;
+    commit::replace_file(&dir.join(format::ZSTD_LEVEL_FILE), options.level.to_string().as_bytes())?;
     Ok(codec)
 }
 
 fn byte_offsets<B: AsRef<[u8]>>(first: u64, encoded: &[B]) -> Result<(Vec<i64>, Vec<i64>)> {
-    let mut at =
-        i64::try_from(first).map_err(|_| Error::InvalidArgument("data file too large".into()))?;
+    let mut at = i64::try_from(first).map_err(|_| Error::InvalidArgument("data file too large".into()))?;
     let mut starts = Vec::with_capacity(encoded.len());
     let mut ends = Vec::with_capacity(encoded.len());
     for e in encoded {
@@ -359,14 +340,8 @@ mod tests {
         assert_eq!(all(&s), ["Torba", "", "日本語", "🥷", "x"]);
         assert_eq!(s.get(-1).unwrap(), "x");
         s.set(0, "Korba").unwrap();
-        assert!(matches!(
-            s.set(0, "too long"),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert_eq!(
-            StringStore::open(&d).unwrap().unwrap().get(0).unwrap(),
-            "Korba"
-        );
+        assert!(matches!(s.set(0, "too long"), Err(Error::InvalidArgument(_))));
+        assert_eq!(StringStore::open(&d).unwrap().unwrap().get(0).unwrap(), "Korba");
     }
 
     #[test]
@@ -375,10 +350,7 @@ mod tests {
         StringStore::create(dir.path(), &[], None).unwrap();
         assert!(StringStore::open(dir.path()).unwrap().is_none());
         StringStore::extend(dir.path(), &["", ""]).unwrap();
-        assert_eq!(
-            all(&StringStore::open(dir.path()).unwrap().unwrap()),
-            ["", ""]
-        );
+        assert_eq!(all(&StringStore::open(dir.path()).unwrap().unwrap()), ["", ""]);
     }
 
     #[test]

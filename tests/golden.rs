@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use mmap_ninja::{DenseStore, Dtype, RaggedStore, StringStore};
 
 fn golden(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden").join(case)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(case)
 }
 
 fn i64_bytes(values: &[i64]) -> Vec<u8> {
@@ -14,9 +16,15 @@ fn i64_bytes(values: &[i64]) -> Vec<u8> {
 }
 
 fn assert_same_tree(expected: &Path, actual: &Path) {
-    let mut names: Vec<_> = std::fs::read_dir(expected).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(expected)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
-    let mut actual_names: Vec<_> = std::fs::read_dir(actual).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut actual_names: Vec<_> = std::fs::read_dir(actual)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     actual_names.sort();
     assert_eq!(names, actual_names, "{}", expected.display());
     for name in names {
@@ -24,7 +32,12 @@ fn assert_same_tree(expected: &Path, actual: &Path) {
         if e.is_dir() {
             assert_same_tree(&e, &a);
         } else {
-            assert_eq!(std::fs::read(&e).unwrap(), std::fs::read(&a).unwrap(), "{}", e.display());
+            assert_eq!(
+                std::fs::read(&e).unwrap(),
+                std::fs::read(&a).unwrap(),
+                "{}",
+                e.display()
+            );
         }
     }
 }
@@ -41,8 +54,20 @@ fn reads_reference_dense_store() {
 fn reads_reference_ragged_stores() {
     let flat = RaggedStore::open(&golden("ragged_flat"), false).unwrap().unwrap();
     assert!(flat.is_flat());
-    let spans: Vec<_> = (0..5).map(|i| flat.locate(i).unwrap()).map(|it| (it.start, it.end, it.shape)).collect();
-    assert_eq!(spans, [(0, 4, vec![4]), (4, 5, vec![1]), (5, 5, vec![0]), (5, 12, vec![7]), (12, 14, vec![2])]);
+    let spans: Vec<_> = (0..5)
+        .map(|i| flat.locate(i).unwrap())
+        .map(|it| (it.start, it.end, it.shape))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (0, 4, vec![4]),
+            (4, 5, vec![1]),
+            (5, 5, vec![0]),
+            (5, 12, vec![7]),
+            (12, 14, vec![2])
+        ]
+    );
     let mixed = RaggedStore::open(&golden("ragged_mixed_ndim"), false).unwrap().unwrap();
     let shapes: Vec<_> = (0..4).map(|i| mixed.locate(i).unwrap().shape).collect();
     assert_eq!(shapes, [vec![2, 3], vec![4], vec![1, 2], vec![3, 1]]);

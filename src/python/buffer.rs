@@ -38,20 +38,14 @@ impl PyMappedBuffer {
         self.region.writable_ptr().is_some()
     }
 
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
         if view.is_null() {
             return Err(PyBufferError::new_err("view is null"));
         }
         let this = slf.get();
         let writable = this.region.writable_ptr();
         if flags & ffi::PyBUF_WRITABLE != 0 && writable.is_none() {
-            return Err(PyBufferError::new_err(
-                "the store was opened read-only (mode 'r')",
-            ));
+            return Err(PyBufferError::new_err("the store was opened read-only (mode 'r')"));
         }
         let buf = writable.unwrap_or(this.region.bytes().as_ptr().cast_mut());
         let len = this.len as isize;

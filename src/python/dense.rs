@@ -56,13 +56,7 @@ impl PyDenseStore {
 
     /// Writes a new C-order dense directory.
     #[staticmethod]
-    fn create(
-        py: Python<'_>,
-        path: PathBuf,
-        dtype: &str,
-        shape: Vec<u64>,
-        data: PyBuffer<u8>,
-    ) -> PyResult<()> {
+    fn create(py: Python<'_>, path: PathBuf, dtype: &str, shape: Vec<u64>, data: PyBuffer<u8>) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
         let bytes = payload::concat(py, &[data])?;
         Ok(py.detach(|| DenseStore::create(&path, dtype, &shape, &bytes))?)
@@ -70,13 +64,7 @@ impl PyDenseStore {
 
     /// Appends `rows` rows to a C-order dense directory.
     #[staticmethod]
-    fn extend(
-        py: Python<'_>,
-        path: PathBuf,
-        dtype: &str,
-        rows: u64,
-        data: PyBuffer<u8>,
-    ) -> PyResult<()> {
+    fn extend(py: Python<'_>, path: PathBuf, dtype: &str, rows: u64, data: PyBuffer<u8>) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
         let bytes = payload::concat(py, &[data])?;
         Ok(py.detach(|| DenseStore::extend(&path, dtype, rows, &bytes))?)

@@ -61,12 +61,7 @@ impl PyRaggedStore {
 
     /// `locate` for many indices in one call.
     fn locate_many(&self, indices: Vec<i64>) -> PyResult<Vec<Located>> {
-        Ok(self
-            .inner
-            .locate_many(&indices)?
-            .into_iter()
-            .map(located)
-            .collect())
+        Ok(self.inner.locate_many(&indices)?.into_iter().map(located).collect())
     }
 
     /// Appends items (C-contiguous uint8 views of little-endian arrays) with their shapes, creating the

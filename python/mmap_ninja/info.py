@@ -1,0 +1,72 @@
+"""What the ``info`` and ``check`` commands report about a store directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from . import numpy as np_ninja
+from .ragged import RaggedMmap
+from .string import StringsMmap
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _shape_summary(shapes: list[tuple[int, ...]]) -> str:
+    if not shapes:
+        return "-"
+    by_ndim: dict[int, list[tuple[int, ...]]] = {}
+    for s in shapes:
+        by_ndim.setdefault(len(s), []).append(s)
+    parts = []
+    for ndim, group in sorted(by_ndim.items()):
+        axes = np.array(group, dtype=np.int64).reshape(len(group), ndim)
+        dims = ", ".join(
+            f"{lo}..{hi}" if lo != hi else f"{lo}" for lo, hi in zip(axes.min(0), axes.max(0), strict=True)
+        )
+        parts.append(f"{len(group)} x ({dims})")
+    return "; ".join(parts)
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Type, item count, dtype, per-axis min..max of the item shapes, and bytes on disk."""
+    kind = _native.store_kind(path)
+    info: dict[str, Any] = {"type": kind}
+    if kind == "numpy":
+        arr = np_ninja.open_existing(path)
+        info.update(items=arr.shape[0] if arr.ndim else 1, dtype=arr.dtype.name, shape=tuple(arr.shape))
+    elif kind == "ragged":
+        ragged = RaggedMmap(path)
+        shapes = [np.shape(item) for item in ragged[:]]
+        info.update(items=len(ragged), dtype=getattr(ragged.dtype, "name", "-"), shapes=_shape_summary(shapes))
+    else:
+        strings = StringsMmap(path, mode="rb")
+        info.update(items=len(strings), compressed=(path / "zstd_level.ninja").exists())
+    info["bytes on disk"] = disk_bytes(path)
+    return info
+
+
+def check(path: Path) -> list[str]:
+    """Every fault found while opening the store and reading each of its items (empty when sound)."""
+    try:
+        kind = _native.store_kind(path)
+        if kind == "numpy":
+            np.asarray(np_ninja.open_existing(path)).sum()
+            return []
+        store: Any = RaggedMmap(path) if kind == "ragged" else StringsMmap(path, mode="rb")
+    except (OSError, ValueError, TypeError) as exc:
+        return [str(exc)]
+    faults = []
+    for i in range(len(store)):
+        try:
+            item = store[i]
+            if isinstance(item, np.ndarray):
+                item.sum()
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            faults.append(f"item {i}: {exc}")
+    return faults
