@@ -156,7 +156,8 @@ def from_indexable_base(
 
 
 def normalize_indices(item: Any, n: int) -> np.ndarray:
-    """Indices selected by a slice, a sequence of ints, an int array or a boolean mask, as int64 in ``[-n, n)``."""
+    """Indices selected by a slice, a sequence of ints, an int array or a boolean mask, as a C-contiguous int64
+    array (the native layer checks the range)."""
     if isinstance(item, slice):
         return np.arange(*item.indices(n), dtype=np.int64)
     arr = np.asarray(item)
@@ -168,4 +169,4 @@ def normalize_indices(item: Any, n: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise IndexError(f"only integers, slices, 1-D integer arrays and boolean masks are valid indices, not {item!r}")
-    return arr.astype(np.int64, copy=False)
+    return np.ascontiguousarray(arr, dtype=np.int64)

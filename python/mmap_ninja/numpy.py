@@ -23,6 +23,19 @@ _MODES = {
 }
 
 
+class _NinjaMemmap(np.memmap):
+    """An ``np.memmap`` over the native mapping whose indexing is plain ndarray indexing: np.memmap runs Python
+    hooks on every view (about 1 us per row); this costs what an ndarray does. Results of ufuncs and reductions
+    are plain ndarrays and scalars, as with np.memmap."""
+
+    __getitem__ = np.ndarray.__getitem__
+    __array_finalize__ = np.ndarray.__array_finalize__
+
+    def __array_wrap__(self, arr: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        arr = np.asarray(arr).view(np.ndarray)
+        return arr[()] if return_scalar else arr
+
+
 def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
     dtype = np.dtype(store.dtype).newbyteorder("<")
     shape = tuple(store.shape)
@@ -30,7 +43,7 @@ def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
     if mode == "c":
         return np.memmap(data_file, dtype=dtype, mode="c", shape=shape, order=store.order)
     flat = np.frombuffer(store.buffer(), dtype=dtype)
-    arr = flat.reshape(shape, order=store.order).view(np.memmap)
+    arr = flat.reshape(shape, order=store.order).view(_NinjaMemmap)
     arr.filename, arr.offset, arr.mode = data_file, 0, mode
     return arr
 

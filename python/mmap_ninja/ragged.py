@@ -69,8 +69,7 @@ class RaggedMmap:
     def _reload(self) -> None:
         store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode]) if self.out_dir.exists() else None
         self._store = store
-        if store is not None:
-            self._flat = np.frombuffer(store.buffer(), dtype=np.dtype(store.dtype).newbyteorder("<"))
+        self._flat = None if store is None else store.flat
 
     @property
     def dtype(self) -> np.dtype[Any] | None:
@@ -80,23 +79,16 @@ class RaggedMmap:
     def __len__(self) -> int:
         return 0 if self._store is None else len(self._store)
 
-    def _view(self, start: int, end: int, shape: list[int]) -> Any:
-        assert self._flat is not None
-        res: Any = self._flat[start:end]
-        if not shape:
-            res = res.item()
-        elif len(shape) > 1:
-            res = res.reshape(shape)
-        if self.wrapper_fn is not None:
-            if self.copy_before_wrapper_fn:
-                res = copy(res)
-            res = self.wrapper_fn(res)
-        return res
+    def _wrap(self, res: Any) -> Any:
+        if self.copy_before_wrapper_fn:
+            res = copy(res)
+        return self.wrapper_fn(res)  # type: ignore[misc]
 
     def get_single(self, item: Any) -> Any:
         if self._store is None:
             raise IndexError("RaggedMmap is empty!")
-        return self._view(*self._store.locate(operator.index(item)))
+        res = self._store.get(operator.index(item))
+        return res if self.wrapper_fn is None else self._wrap(res)
 
     def get_multiple(self, item: Any) -> list[Any]:
         indices = normalize_indices(item, len(self))
@@ -104,9 +96,12 @@ class RaggedMmap:
             if len(indices):
                 raise IndexError("RaggedMmap is empty!")
             return []
-        return [self._view(*loc) for loc in self._store.locate_many(indices.tolist())]
+        items = self._store.get_many(indices)
+        return items if self.wrapper_fn is None else [self._wrap(res) for res in items]
 
     def __getitem__(self, item: Any) -> Any:
+        if type(item) is int and self.wrapper_fn is None and self._store is not None:
+            return self._store.get(item)
         if np.isscalar(item):
             return self.get_single(item)
         return self.get_multiple(item)

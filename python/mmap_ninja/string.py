@@ -61,9 +61,11 @@ class StringsMmap:
         store = self._native_store()
         if store is None:
             return []
-        return store.get_many(normalize_indices(item, len(store)).tolist())
+        return store.get_many(normalize_indices(item, len(store)))
 
     def __getitem__(self, item: Any) -> Any:
+        if type(item) is int and self._store is not None:
+            return self._store.get(item)
         if np.isscalar(item):
             return self.get_single(item)
         return self.get_multiple(item)

@@ -20,3 +20,8 @@ pub fn concat(py: Python<'_>, items: &[PyBuffer<u8>]) -> PyResult<Vec<u8>> {
     }
     Ok(payload)
 }
+
+/// Indices from a C-contiguous int64 buffer (what the Python layer passes), copied in one go.
+pub fn indices(py: Python<'_>, indices: &PyBuffer<i64>) -> PyResult<Vec<i64>> {
+    indices.to_vec(py)
+}

@@ -1,9 +1,11 @@
-//! `RaggedStore`: the glue of `crate::ragged`.
+//! `RaggedStore`: the glue of `crate::ragged`. Items come back as numpy views of one whole-buffer array
+//! (`np.frombuffer` over a `MappedBuffer`), sliced and reshaped here so a single get is one native call.
 
 use std::path::PathBuf;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
+use pyo3::types::{PySlice, PyTuple};
 
 use super::buffer::PyMappedBuffer;
 use super::dense::parse_dtype;
@@ -14,12 +16,28 @@ use crate::ragged::{Item, RaggedStore};
 #[pyclass(name = "RaggedStore", module = "mmap_ninja._native", frozen)]
 pub struct PyRaggedStore {
     inner: RaggedStore,
+    /// `np.frombuffer(MappedBuffer, little-endian dtype)` over the committed flat buffer.
+    flat: Py<PyAny>,
 }
 
 type Located = (u64, u64, Vec<u64>);
 
-fn located(item: Item) -> Located {
-    (item.start, item.end, item.shape)
+impl PyRaggedStore {
+    /// The numpy view of `item`: a slice of the flat array, reshaped; a Python scalar for 0-d items.
+    fn view<'py>(&self, py: Python<'py>, item: Item) -> PyResult<Bound<'py, PyAny>> {
+        let slice = PySlice::new(py, item.start as isize, item.end as isize, 1);
+        let view = self.flat.bind(py).get_item(slice)?;
+        match item.shape.len() {
+            0 => view.call_method0(pyo3::intern!(py, "item")),
+            1 => Ok(view),
+            _ => {
+                // Setting `shape` on the fresh contiguous slice reshapes it in place: cheaper than a
+                // `reshape` method call through the limited API.
+                view.setattr(pyo3::intern!(py, "shape"), PyTuple::new(py, &item.shape)?)?;
+                Ok(view)
+            }
+        }
+    }
 }
 
 #[pymethods]
@@ -28,8 +46,17 @@ impl PyRaggedStore {
     #[staticmethod]
     #[pyo3(signature = (path, writable = false))]
     fn open(py: Python<'_>, path: PathBuf, writable: bool) -> PyResult<Option<Self>> {
-        let inner = py.detach(|| RaggedStore::open(&path, writable))?;
-        Ok(inner.map(|inner| PyRaggedStore { inner }))
+        let Some(inner) = py.detach(|| RaggedStore::open(&path, writable))? else {
+            return Ok(None);
+        };
+        let bytes = inner.data_len() as usize * inner.dtype().itemsize();
+        let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;
+        let numpy = py.import("numpy")?;
+        let dtype = numpy
+            .call_method1("dtype", (inner.dtype().name(),))?
+            .call_method1("newbyteorder", ("<",))?;
+        let flat = numpy.call_method1("frombuffer", (buffer, dtype))?.unbind();
+        Ok(Some(PyRaggedStore { inner, flat }))
     }
 
     fn __len__(&self) -> usize {
@@ -48,20 +75,28 @@ impl PyRaggedStore {
         self.inner.is_flat()
     }
 
-    /// The committed flat buffer, zero-copy.
-    fn buffer(&self) -> PyMappedBuffer {
-        let bytes = self.inner.data_len() as usize * self.inner.dtype().itemsize();
-        PyMappedBuffer::new(self.inner.region().clone(), bytes)
+    /// The whole committed flat buffer as a numpy array (zero-copy).
+    #[getter]
+    fn flat(&self, py: Python<'_>) -> Py<PyAny> {
+        self.flat.clone_ref(py)
+    }
+
+    /// Item `index` (negative counts from the end) as a numpy view, or a Python scalar for a 0-d item.
+    fn get<'py>(&self, py: Python<'py>, index: i64) -> PyResult<Bound<'py, PyAny>> {
+        let item = self.inner.locate(index)?;
+        self.view(py, item)
+    }
+
+    /// Many items in one call, from a C-contiguous int64 array of indices.
+    fn get_many<'py>(&self, py: Python<'py>, indices: PyBuffer<i64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let items = self.inner.locate_many(&payload::indices(py, &indices)?)?;
+        items.into_iter().map(|item| self.view(py, item)).collect()
     }
 
     /// `(start, end, shape)` of item `index` in elements; `shape` is empty for a 0-d item.
     fn locate(&self, index: i64) -> PyResult<Located> {
-        Ok(located(self.inner.locate(index)?))
-    }
-
-    /// `locate` for many indices in one call.
-    fn locate_many(&self, indices: Vec<i64>) -> PyResult<Vec<Located>> {
-        Ok(self.inner.locate_many(&indices)?.into_iter().map(located).collect())
+        let item = self.inner.locate(index)?;
+        Ok((item.start, item.end, item.shape))
     }
 
     /// Appends items (C-contiguous uint8 views of little-endian arrays) with their shapes, creating the

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 
@@ -42,8 +43,9 @@ impl PyStringStore {
         Ok(self.inner.get(index)?)
     }
 
-    /// Many strings in one call.
-    fn get_many(&self, indices: Vec<i64>) -> PyResult<Vec<Cow<'_, str>>> {
+    /// Many strings in one call, from a C-contiguous int64 array of indices.
+    fn get_many(&self, py: Python<'_>, indices: PyBuffer<i64>) -> PyResult<Vec<Cow<'_, str>>> {
+        let indices = super::payload::indices(py, &indices)?;
         Ok(indices
             .into_iter()
             .map(|i| self.inner.get(i))
