@@ -10,9 +10,9 @@ const ITEMS: usize = 100_000;
 
 fn ragged_store(dir: &std::path::Path) -> RaggedStore {
     let shapes: Vec<Vec<u64>> = (0..ITEMS).map(|i| vec![(i % 11 + 1) as u64]).collect();
-    let elements: u64 = shapes.iter().map(|s| s[0]).sum();
-    let payload = vec![7u8; elements as usize * 8];
-    RaggedStore::create(dir, Dtype::Int64, &payload, &shapes).unwrap();
+    let items: Vec<Vec<u8>> = shapes.iter().map(|s| vec![7u8; s[0] as usize * 8]).collect();
+    let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    RaggedStore::create(dir, Dtype::Int64, &slices, &shapes).unwrap();
     RaggedStore::open(dir, false).unwrap().unwrap()
 }
 

@@ -5,7 +5,7 @@
 //! writer replaces last: one rename makes the whole extend visible.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -23,9 +23,9 @@ pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
     file.write_all_at(bytes, offset).map_err(Error::io(path))
 }
 
-/// Appends `bytes` at the end of `path` (creating it), after padding the file to a multiple of `align`.
-/// Returns the offset the bytes were written at.
-pub fn append_aligned(path: &Path, align: u64, bytes: &[u8]) -> Result<u64> {
+/// Appends `parts` back to back at the end of `path` (creating it), after padding the file to a multiple of
+/// `align`. Small parts are coalesced; returns the offset the first byte was written at.
+pub fn append_aligned(path: &Path, align: u64, parts: &[&[u8]]) -> Result<u64> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -35,7 +35,12 @@ pub fn append_aligned(path: &Path, align: u64, bytes: &[u8]) -> Result<u64> {
         .map_err(Error::io(path))?;
     let end = file.seek(SeekFrom::End(0)).map_err(Error::io(path))?;
     let offset = end.div_ceil(align) * align;
-    file.write_all_at(bytes, offset).map_err(Error::io(path))?;
+    file.seek(SeekFrom::Start(offset)).map_err(Error::io(path))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    for part in parts {
+        writer.write_all(part).map_err(Error::io(path))?;
+    }
+    writer.flush().map_err(Error::io(path))?;
     Ok(offset)
 }
 
@@ -110,9 +115,9 @@ mod tests {
     fn append_aligned_pads_to_element_boundary() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("data.ninja");
-        assert_eq!(append_aligned(&p, 8, b"abc").unwrap(), 0);
-        assert_eq!(append_aligned(&p, 8, b"xy").unwrap(), 8);
-        assert_eq!(fs::read(&p).unwrap().len(), 10);
+        assert_eq!(append_aligned(&p, 8, &[b"abc"]).unwrap(), 0);
+        assert_eq!(append_aligned(&p, 8, &[b"x", b"", b"y"]).unwrap(), 8);
+        assert_eq!(fs::read(&p).unwrap(), b"abc\0\0\0\0\0xy");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::column::Column;
 use crate::commit::{self, Commit};
 use crate::dense::{self, DenseStore};
@@ -15,6 +17,8 @@ use crate::files;
 use crate::format::{self, Dtype, StoreKind};
 use crate::mmap::Region;
 
+/// Batches at least this large are copied by several threads.
+const PARALLEL_GATHER_BYTES: usize = 4 << 20;
 /// Where the old flat shapes column waits while a store's shapes are rewritten as a nested store.
 const FLAT_SHAPES_BACKUP_DIR: &str = "shapes.flat-old";
 /// Where a nested shapes store is built before it is renamed into place.
@@ -136,6 +140,50 @@ impl RaggedStore {
         indices.iter().map(|&i| self.locate(i)).collect()
     }
 
+    /// Copies the elements of `indices` back to back into `out` (at least `gather_len` bytes), in parallel
+    /// when the batch is large. Returns where each item landed in `out`, in elements, with its shape.
+    pub fn gather(&self, indices: &[i64], out: &mut [u8]) -> Result<Vec<Item>> {
+        let items = self.locate_many(indices)?;
+        let itemsize = self.dtype().itemsize();
+        let data = self.data.bytes();
+        let mut copies: Vec<(&[u8], &mut [u8])> = Vec::with_capacity(items.len());
+        let mut placed = Vec::with_capacity(items.len());
+        let mut rest = out;
+        let mut at = 0u64;
+        for item in items {
+            let src = &data[item.start as usize * itemsize..item.end as usize * itemsize];
+            if src.len() > rest.len() {
+                return Err(Error::InvalidArgument("gather output buffer is too small".into()));
+            }
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(src.len());
+            rest = tail;
+            copies.push((src, dst));
+            let count = item.end - item.start;
+            placed.push(Item {
+                start: at,
+                end: at + count,
+                shape: item.shape,
+            });
+            at += count;
+        }
+        if at as usize * itemsize >= PARALLEL_GATHER_BYTES {
+            copies.into_par_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
+        } else {
+            copies.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
+        }
+        Ok(placed)
+    }
+
+    /// Bytes `gather(indices, ..)` needs.
+    pub fn gather_len(&self, indices: &[i64]) -> Result<usize> {
+        let elements: u64 = self
+            .locate_many(indices)?
+            .iter()
+            .map(|item| item.end - item.start)
+            .sum();
+        Ok(elements as usize * self.dtype().itemsize())
+    }
+
     /// Locates item `i < len`, checking offsets and shape against the buffer.
     fn item(&self, i: usize) -> Result<Item> {
         let (start, end) = (self.starts.get(i)?, self.ends.get(i)?);
@@ -187,10 +235,10 @@ impl RaggedStore {
         self.dir.join(format::SHAPES_DIR)
     }
 
-    /// Appends items to the ragged store in `dir`, creating it when empty. `payload` holds the items'
-    /// little-endian elements back to back; `shapes[k]` is item k's shape (empty for 0-d).
-    pub fn extend(dir: &Path, dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<()> {
-        let counts = check_batch(dtype, payload, shapes)?;
+    /// Appends items to the ragged store in `dir`, creating it when empty. `items[k]` holds item k's
+    /// little-endian elements in C order and `shapes[k]` its shape (empty for 0-d).
+    pub fn extend(dir: &Path, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
+        let counts = check_batch(dtype, items, shapes)?;
         if shapes.is_empty() {
             return Ok(());
         }
@@ -200,7 +248,7 @@ impl RaggedStore {
             None
         };
         let Some(store) = existing else {
-            return Self::create(dir, dtype, payload, shapes);
+            return Self::create(dir, dtype, items, shapes);
         };
         if store.dtype() != dtype {
             return Err(Error::InvalidArgument(format!(
@@ -209,7 +257,7 @@ impl RaggedStore {
             )));
         }
         let mut commit = Commit::default();
-        store.append(payload, shapes, &counts, &mut commit)?;
+        store.append(items, shapes, &counts, &mut commit)?;
         commit.apply()?;
         let backup = dir.join(FLAT_SHAPES_BACKUP_DIR);
         if files::exists(&backup)? {
@@ -218,10 +266,10 @@ impl RaggedStore {
         Ok(())
     }
 
-    fn append(&self, payload: &[u8], shapes: &[Vec<u64>], counts: &[u64], commit: &mut Commit) -> Result<()> {
+    fn append(&self, items: &[&[u8]], shapes: &[Vec<u64>], counts: &[u64], commit: &mut Commit) -> Result<()> {
         let itemsize = self.dtype().itemsize() as u64;
         let data_path = self.dir.join(format::DATA_FILE);
-        let first = commit::append_aligned(&data_path, itemsize, payload)? / itemsize;
+        let first = commit::append_aligned(&data_path, itemsize, items)? / itemsize;
         let (starts, ends) = offsets(first, counts)?;
         let total = ends.last().map_or(first, |&e| e as u64);
         self.ends.append(&ends, commit)?;
@@ -238,7 +286,7 @@ impl RaggedStore {
     /// Appends shape tuples as items of this (nested, int64) store.
     fn append_shapes(&self, shapes: &[Vec<u64>], commit: &mut Commit) -> Result<()> {
         let encoded = encode_shapes(shapes)?;
-        self.append(&encoded.payload, &encoded.shapes, &encoded.counts, commit)
+        self.append(&encoded.slices(), &encoded.shapes, &encoded.counts, commit)
     }
 
     /// Rewrites a flat store's shapes as a nested store holding the old and the new shapes. The old column
@@ -257,7 +305,7 @@ impl RaggedStore {
             fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
         }
         let encoded = encode_shapes(&all)?;
-        Self::create(&tmp, Dtype::Int64, &encoded.payload, &encoded.shapes)?;
+        Self::create(&tmp, Dtype::Int64, &encoded.slices(), &encoded.shapes)?;
         let shapes_dir = self.shapes_dir();
         let backup = self.dir.join(FLAT_SHAPES_BACKUP_DIR);
         fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
@@ -270,8 +318,8 @@ impl RaggedStore {
 
     /// Writes a new ragged store in `dir` holding the given items, replacing any store that was there.
     /// Readers opening meanwhile see an empty store until the flag file, written last, appears.
-    pub fn create(dir: &Path, dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<()> {
-        let counts = check_batch(dtype, payload, shapes)?;
+    pub fn create(dir: &Path, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
+        let counts = check_batch(dtype, items, shapes)?;
         commit::create_dir(dir)?;
         remove_store_files(dir)?;
         if shapes.is_empty() {
@@ -280,7 +328,7 @@ impl RaggedStore {
         let (starts, ends) = offsets(0, &counts)?;
         let flat = shapes.iter().all(|s| s.len() <= 1);
         let mut commit = Commit::default();
-        dense::write_layout(dir, dtype, &[counts.iter().sum()], payload, &mut commit)?;
+        dense::write_layout(dir, dtype, &[counts.iter().sum()], &items.concat(), &mut commit)?;
         Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
         Column::create(
             &dir.join(format::FLATTENED_SHAPES_DIR),
@@ -299,7 +347,7 @@ impl RaggedStore {
             let encoded = encode_shapes(&nested)?;
             commit.apply()?;
             commit = Commit::default();
-            Self::create(&shapes_dir, Dtype::Int64, &encoded.payload, &encoded.shapes)?;
+            Self::create(&shapes_dir, Dtype::Int64, &encoded.slices(), &encoded.shapes)?;
         }
         Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;
         commit.stage(
@@ -346,32 +394,36 @@ fn col_value(col: &Column, i: usize) -> Result<u64> {
     u64::try_from(col.get(i)?).map_err(|_| Error::corrupt(col.dir(), format!("value {i} is negative")))
 }
 
-/// Validates a batch and returns each item's element count.
-fn check_batch(dtype: Dtype, payload: &[u8], shapes: &[Vec<u64>]) -> Result<Vec<u64>> {
-    let counts = shapes
+/// Validates a batch (one byte slice and one shape per item) and returns each item's element count.
+fn check_batch(dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<Vec<u64>> {
+    if items.len() != shapes.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} items but {} shapes",
+            items.len(),
+            shapes.len()
+        )));
+    }
+    items
         .iter()
-        .map(|s| {
-            if s.len() > format::MAX_NDIM {
+        .zip(shapes)
+        .enumerate()
+        .map(|(k, (bytes, shape))| {
+            if shape.len() > format::MAX_NDIM {
                 return Err(Error::InvalidArgument(format!(
-                    "item has {} axes, more than {}",
-                    s.len(),
+                    "item {k} has more than {} axes",
                     format::MAX_NDIM
                 )));
             }
-            format::element_count(s).ok_or_else(|| Error::InvalidArgument(format!("shape {s:?} overflows")))
+            let count = format::element_count(shape);
+            if count.and_then(|c| c.checked_mul(dtype.itemsize() as u64)) != Some(bytes.len() as u64) {
+                return Err(Error::InvalidArgument(format!(
+                    "item {k}: {} bytes do not hold shape {shape:?} of {dtype}",
+                    bytes.len()
+                )));
+            }
+            Ok(count.unwrap_or_default())
         })
-        .collect::<Result<Vec<u64>>>()?;
-    let bytes = counts
-        .iter()
-        .try_fold(0u64, |acc, &c| acc.checked_add(c))
-        .and_then(|n| n.checked_mul(dtype.itemsize() as u64));
-    if bytes != Some(payload.len() as u64) {
-        return Err(Error::InvalidArgument(format!(
-            "{} payload bytes do not match the shapes given ({bytes:?} expected)",
-            payload.len()
-        )));
-    }
-    Ok(counts)
+        .collect()
 }
 
 fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
@@ -408,20 +460,24 @@ fn flat_shapes(shapes: &[Vec<u64>]) -> Result<Vec<i64>> {
 
 /// Shape tuples encoded as the items of a nested int64 store.
 struct EncodedShapes {
-    payload: Vec<u8>,
+    items: Vec<Vec<u8>>,
     shapes: Vec<Vec<u64>>,
     counts: Vec<u64>,
 }
 
-fn encode_shapes(shapes: &[Vec<u64>]) -> Result<EncodedShapes> {
-    let mut payload = Vec::new();
-    for s in shapes {
-        for v in to_i64(s)? {
-            payload.extend_from_slice(&v.to_le_bytes());
-        }
+impl EncodedShapes {
+    fn slices(&self) -> Vec<&[u8]> {
+        self.items.iter().map(Vec::as_slice).collect()
     }
+}
+
+fn encode_shapes(shapes: &[Vec<u64>]) -> Result<EncodedShapes> {
+    let items = shapes
+        .iter()
+        .map(|s| Ok(to_i64(s)?.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect::<Result<Vec<Vec<u8>>>>()?;
     Ok(EncodedShapes {
-        payload,
+        items,
         shapes: shapes.iter().map(|s| vec![s.len() as u64]).collect(),
         counts: shapes.iter().map(|s| s.len() as u64).collect(),
     })
@@ -451,9 +507,31 @@ fn remove_store_files(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
-    fn bytes_i32(values: &[i32]) -> Vec<u8> {
-        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    /// Splits `values` into per-item little-endian byte vectors following `shapes`.
+    fn per_item(values: &[i32], shapes: &[Vec<u64>]) -> Vec<Vec<u8>> {
+        let mut rest = values;
+        shapes
+            .iter()
+            .map(|s| {
+                let (item, tail) = rest.split_at(format::element_count(s).unwrap() as usize);
+                rest = tail;
+                item.iter().flat_map(|v| v.to_le_bytes()).collect()
+            })
+            .collect()
+    }
+
+    fn extend_i32(dir: &Path, values: &[i32], shapes: &[Vec<u64>]) -> Result<()> {
+        let items = per_item(values, shapes);
+        let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        RaggedStore::extend(dir, Dtype::Int32, &slices, shapes)
+    }
+
+    fn create_i32(dir: &Path, values: &[i32], shapes: &[Vec<u64>]) -> Result<()> {
+        let items = per_item(values, shapes);
+        let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        RaggedStore::create(dir, Dtype::Int32, &slices, shapes)
     }
 
     fn items(store: &RaggedStore) -> Vec<Item> {
@@ -464,7 +542,7 @@ mod tests {
     fn flat_store_with_scalar_and_empty_items() {
         let dir = tempfile::tempdir().unwrap();
         let shapes = vec![vec![3], vec![], vec![0]];
-        RaggedStore::create(dir.path(), Dtype::Int32, &bytes_i32(&[1, 2, 3, 9]), &shapes).unwrap();
+        create_i32(dir.path(), &[1, 2, 3, 9], &shapes).unwrap();
         let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
         assert!(s.is_flat());
         assert_eq!(
@@ -495,14 +573,8 @@ mod tests {
     fn extend_flat_then_nd_converts_shapes() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("r");
-        RaggedStore::extend(&d, Dtype::Int32, &bytes_i32(&[1, 2]), &[vec![2]]).unwrap();
-        RaggedStore::extend(
-            &d,
-            Dtype::Int32,
-            &bytes_i32(&[3, 4, 5, 6, 7, 8, 9]),
-            &[vec![2, 3], vec![]],
-        )
-        .unwrap();
+        extend_i32(&d, &[1, 2], &[vec![2]]).unwrap();
+        extend_i32(&d, &[3, 4, 5, 6, 7, 8, 9], &[vec![2, 3], vec![]]).unwrap();
         let s = RaggedStore::open(&d, false).unwrap().unwrap();
         assert!(!s.is_flat());
         assert_eq!(s.len(), 3);
@@ -524,7 +596,7 @@ mod tests {
             }
         );
         assert!(!d.join(FLAT_SHAPES_BACKUP_DIR).exists());
-        RaggedStore::extend(&d, Dtype::Int32, &bytes_i32(&[1]), &[vec![1, 1]]).unwrap();
+        extend_i32(&d, &[1], &[vec![1, 1]]).unwrap();
         let s = RaggedStore::open(&d, false).unwrap().unwrap();
         assert_eq!(
             s.locate(3).unwrap(),
@@ -542,16 +614,35 @@ mod tests {
         assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
         RaggedStore::create(dir.path(), Dtype::Int32, &[], &[]).unwrap();
         assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
-        RaggedStore::extend(dir.path(), Dtype::Int32, &bytes_i32(&[1]), &[vec![1]]).unwrap();
-        let err = RaggedStore::extend(dir.path(), Dtype::Float32, &[0; 4], &[vec![1]]).unwrap_err();
+        extend_i32(dir.path(), &[1], &[vec![1]]).unwrap();
+        let err = RaggedStore::extend(dir.path(), Dtype::Float32, &[&[0; 4]], &[vec![1]]).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)));
-        assert!(RaggedStore::extend(dir.path(), Dtype::Int32, &[0; 3], &[vec![1]]).is_err());
+        assert!(RaggedStore::extend(dir.path(), Dtype::Int32, &[&[0; 3]], &[vec![1]]).is_err());
+    }
+
+    #[test]
+    fn gather_packs_items_back_to_back() {
+        let dir = tempfile::tempdir().unwrap();
+        create_i32(dir.path(), &[1, 2, 3, 4, 5, 6, 7], &[vec![2], vec![], vec![2, 2]]).unwrap();
+        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let indices = [2, 0, -2];
+        let mut out = vec![0u8; s.gather_len(&indices).unwrap()];
+        let placed = s.gather(&indices, &mut out).unwrap();
+        let values: Vec<i32> = out
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(values, [4, 5, 6, 7, 1, 2, 3]);
+        let spans: Vec<_> = placed.iter().map(|i| (i.start, i.end, i.shape.clone())).collect();
+        assert_eq!(spans, [(0, 4, vec![2, 2]), (4, 6, vec![2]), (6, 7, vec![])]);
+        assert!(s.gather(&indices, &mut [0u8; 27]).is_err());
+        assert!(matches!(s.gather(&[3], &mut out), Err(Error::IndexOutOfRange { .. })));
     }
 
     #[test]
     fn tampered_offsets_are_corrupt_not_wrong_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        RaggedStore::create(dir.path(), Dtype::Int32, &bytes_i32(&[1, 2, 3]), &[vec![1], vec![2]]).unwrap();
+        create_i32(dir.path(), &[1, 2, 3], &[vec![1], vec![2]]).unwrap();
         let ends = dir.path().join("ends/data.ninja");
         let mut raw = fs::read(&ends).unwrap();
         raw[8..16].copy_from_slice(&100i64.to_le_bytes());
@@ -565,7 +656,7 @@ mod tests {
     fn uncommitted_tail_is_ignored_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        RaggedStore::create(d, Dtype::Int32, &bytes_i32(&[1, 2]), &[vec![2]]).unwrap();
+        create_i32(d, &[1, 2], &[vec![2]]).unwrap();
         // A crashed writer left bytes past the committed end of the data and of a column.
         let mut f = fs::OpenOptions::new().append(true).open(d.join("data.ninja")).unwrap();
         std::io::Write::write_all(&mut f, &[0xAB; 6]).unwrap();
@@ -576,10 +667,10 @@ mod tests {
         std::io::Write::write_all(&mut f, &[0xCD; 8]).unwrap();
         let s = RaggedStore::open(d, false).unwrap().unwrap();
         assert_eq!(s.len(), 1);
-        RaggedStore::extend(d, Dtype::Int32, &bytes_i32(&[7]), &[vec![1]]).unwrap();
+        extend_i32(d, &[7], &[vec![1]]).unwrap();
         let s = RaggedStore::open(d, false).unwrap().unwrap();
         let item = s.locate(1).unwrap();
         let bytes = &s.region().bytes()[item.start as usize * 4..item.end as usize * 4];
-        assert_eq!(bytes, bytes_i32(&[7]));
+        assert_eq!(bytes, 7i32.to_le_bytes());
     }
 }

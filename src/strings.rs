@@ -232,8 +232,8 @@ impl StringStore {
             return Ok(());
         }
         let encoded = store.encode(items)?;
-        let payload: Vec<u8> = encoded.concat();
-        let first = commit::append_aligned(&dir.join(format::DATA_FILE), 1, &payload)?;
+        let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
+        let first = commit::append_aligned(&dir.join(format::DATA_FILE), 1, &parts)?;
         let (starts, ends) = byte_offsets(first, &encoded)?;
         let mut commit = Commit::default();
         store.ends.append(&ends, &mut commit)?;

@@ -89,9 +89,15 @@ fn reads_reference_string_stores_including_zstd_dictionary() {
 fn writes_the_same_bytes_as_the_reference() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ragged_mixed_ndim");
-    let values: Vec<i64> = (1..=15).collect();
+    let items = [
+        i64_bytes(&[1, 2, 3, 4, 5, 6]),
+        i64_bytes(&[7, 8, 9, 10]),
+        i64_bytes(&[11, 12]),
+        i64_bytes(&[13, 14, 15]),
+    ];
+    let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     let shapes = [vec![2, 3], vec![4], vec![1, 2], vec![3, 1]];
-    RaggedStore::create(&out, Dtype::Int64, &i64_bytes(&values), &shapes).unwrap();
+    RaggedStore::create(&out, Dtype::Int64, &slices, &shapes).unwrap();
     assert_same_tree(&golden("ragged_mixed_ndim"), &out);
 
     let out = dir.path().join("strings_basic");

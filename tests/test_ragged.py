@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +225,70 @@ def test_extend_matches_a_list_model(tmp_path_factory: pytest.TempPathFactory, b
         for i, want in enumerate(model):
             assert np.array_equal(reopened[i], want) and reopened[i].shape == want.shape
         assert len(reopened[::-1]) == len(model)
+
+
+def test_gather_copies_into_one_writable_buffer(store: RaggedMmap) -> None:
+    views = store.gather([0, 2, 1, 0])
+    assert [v.shape for v in views] == [(2, 3), (), (2,), (2, 3)]
+    assert all(v.flags.writeable and not np.shares_memory(v, store._flat) for v in views)
+    base = views[0].base
+    assert all(v.base is base for v in views)
+    assert_item_equal(views[0], ITEMS[0]) and int(views[1]) == 9
+    views[0][...] = -1
+    assert store[0].tolist() == ITEMS[0].tolist()
+    assert [v.tolist() for v in store.__getitems__([1, 3])] == [[7, 8], []]
+
+
+def test_gather_into_a_reused_out_buffer(store: RaggedMmap) -> None:
+    out = np.empty(64, np.uint8)
+    views = store.gather(np.array([1, 0]), out=out)
+    assert all(np.shares_memory(v, out) for v in views)
+    assert views[0].tolist() == [7, 8] and views[1].tolist() == ITEMS[0].tolist()
+    with pytest.raises(ValueError, match="needs"):
+        store.gather([0, 0, 0, 0, 0, 0], out=out)
+    with pytest.raises(BufferError):
+        store.gather([0], out=np.zeros(64, np.uint8)[::2])
+    frozen = np.zeros(64, np.uint8)
+    frozen.flags.writeable = False
+    with pytest.raises(BufferError):
+        store.gather([0], out=frozen)
+    with pytest.raises(IndexError):
+        store.gather([4])
+
+
+def test_gather_releases_the_gil(tmp_path: Path) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "r", [np.full((1024, 1024), i, np.uint8) for i in range(32)])
+    indices = list(range(32)) * 8  # 256 MiB per gather
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    durations = []
+    try:
+        for _ in range(3):
+            start = time.perf_counter()
+            store.gather(indices)
+            durations.append(time.perf_counter() - start)
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+    longest_gap = max(b - a for a, b in zip(ticks, ticks[1:], strict=False))
+    # Holding the GIL through the copy would stall the other thread for (nearly) a whole gather.
+    assert longest_gap < max(durations) / 2, (longest_gap, durations)
+
+
+def test_native_layer_refuses_buffers_of_another_dtype_or_byte_order(tmp_path: Path) -> None:
+    from mmap_ninja import _native
+
+    for bad in (np.arange(3, dtype=">i4"), np.arange(3, dtype=np.int64), np.arange(6, dtype=np.int32)[::2]):
+        with pytest.raises((ValueError, BufferError)):
+            _native.RaggedStore.create(tmp_path / "r", "int32", [bad])
+    assert not (tmp_path / "r" / "shapes_are_flat.ninja").exists()

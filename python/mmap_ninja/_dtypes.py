@@ -53,8 +53,3 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
 def _c_contiguous(arr: np.ndarray) -> np.ndarray:
     # np.ascontiguousarray would turn a 0-d array into a 1-d one.
     return arr if arr.flags.c_contiguous else arr.copy(order="C")
-
-
-def as_bytes(arr: np.ndarray) -> np.ndarray:
-    """A zero-copy uint8 view of a C-contiguous array, as the native layer takes it."""
-    return arr.reshape(-1).view(np.uint8)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._dtypes import as_bytes, store_dtype, to_store
+from ._dtypes import store_dtype, to_store
 from .base import PathLike, from_generator_base
 
 _MODES = {
@@ -61,7 +61,7 @@ def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
 def from_ndarray(out_dir: PathLike, arr: Any) -> np.memmap:
     """Writes ``arr`` as a new dense store (creating parent directories) and opens it writable."""
     data = to_store(arr, None, "array")
-    _native.DenseStore.create(Path(out_dir), data.dtype.name, list(data.shape), as_bytes(data))
+    _native.DenseStore.create(Path(out_dir), data.dtype.name, data.reshape(-1), list(data.shape))
     return open_existing(out_dir, mode="r+")
 
 
@@ -81,10 +81,10 @@ def extend_dir(out_dir: PathLike, arr: Any) -> None:
     data = to_store(arr, np.dtype(store.dtype).newbyteorder("<"), "array")
     if store.order == "F" and len(shape) > 1:
         # An F-order array (written by mmap-ninja 0.9.0) cannot grow by appending: rewrite it in C order.
-        combined = np.concatenate([_memmap(store, out_dir, "r"), data])
-        _native.DenseStore.create(out_dir, data.dtype.name, list(combined.shape), as_bytes(combined))
+        combined = np.concatenate([_memmap(store, out_dir, "r"), data]).copy(order="C")
+        _native.DenseStore.create(out_dir, data.dtype.name, combined.reshape(-1), list(combined.shape))
         return
-    _native.DenseStore.extend(out_dir, data.dtype.name, data.shape[0], as_bytes(data))
+    _native.DenseStore.extend(out_dir, data.dtype.name, data)
 
 
 def extend(np_mmap: np.memmap, arr: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._dtypes import as_bytes, store_dtype, to_store
+from ._dtypes import store_dtype, to_store
 from .base import PathLike, from_generator_base, from_indexable_base, normalize_indices
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
@@ -25,17 +25,25 @@ def _check_keys(**keys: str) -> None:
             raise ValueError(f"{name}={value!r} is not supported: stores use the standard directory names")
 
 
-def _batch(
-    items: Iterable[Any], dtype: np.dtype[Any] | None
-) -> tuple[np.dtype[Any], list[np.ndarray], list[list[int]]]:
-    """Items converted exactly to one little-endian dtype (the first item's when ``dtype`` is None)."""
-    arrays: list[np.ndarray] = []
-    for k, item in enumerate(items):
-        arr = to_store(item, dtype, f"item {k}")
-        dtype = arr.dtype if dtype is None else dtype
-        arrays.append(arr)
-    dtype = np.dtype(np.float64) if dtype is None else dtype
-    return dtype, [as_bytes(a) for a in arrays], [list(a.shape) for a in arrays]
+class _Batch:
+    """Items as C-contiguous arrays of one little-endian dtype (the first item's when ``dtype`` is None),
+    converted exactly; arrays that already qualify pass through untouched (no copy). 0-d items travel as
+    1-element arrays listed in ``scalars`` (numpy exports 0-d buffers without a shape)."""
+
+    def __init__(self, items: Iterable[Any], dtype: np.dtype[Any] | None) -> None:
+        self.arrays: list[np.ndarray] = []
+        self.scalars: list[int] = []
+        for k, item in enumerate(items):
+            if type(item) is np.ndarray and item.dtype == dtype and item.ndim and item.flags.c_contiguous:
+                self.arrays.append(item)
+                continue
+            arr = to_store(item, dtype, f"item {k}")
+            dtype = arr.dtype if dtype is None else dtype
+            if arr.ndim == 0:
+                self.scalars.append(k)
+                arr = arr.reshape(1)
+            self.arrays.append(arr)
+        self.dtype: np.dtype[Any] = np.dtype(np.float64) if dtype is None else dtype
 
 
 class RaggedMmap:
@@ -99,6 +107,22 @@ class RaggedMmap:
         items = self._store.get_many(indices)
         return items if self.wrapper_fn is None else [self._wrap(res) for res in items]
 
+    def gather(self, indices: Any, out: Any = None) -> list[Any]:
+        """Copies the selected items into ONE contiguous writable buffer, in parallel and with the GIL released,
+        and returns writable views into it (0-d items as 0-d arrays). Pass ``out`` (a writable C-contiguous
+        buffer, e.g. ``np.empty(nbytes, np.uint8)`` or pinned memory) to reuse memory across batches."""
+        idx = normalize_indices(indices, len(self))
+        if self._store is None:
+            if len(idx):
+                raise IndexError("RaggedMmap is empty!")
+            return []
+        items = self._store.gather(idx, out)
+        return items if self.wrapper_fn is None else [self.wrapper_fn(x) for x in items]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """A batch for torch's DataLoader: ``gather`` (writable private copies, one native call)."""
+        return self.gather(indices)
+
     def __getitem__(self, item: Any) -> Any:
         if type(item) is int and self.wrapper_fn is None and self._store is not None:
             return self._store.get(item)
@@ -138,8 +162,8 @@ class RaggedMmap:
 
     def extend(self, arrays: Iterable[Any]) -> None:
         """Appends items; they become visible together, in one atomic step, to every reader that reopens."""
-        dtype, buffers, shapes = _batch(arrays, self.dtype)
-        _native.RaggedStore.extend(self.out_dir, dtype.name, buffers, shapes)
+        batch = _Batch(arrays, self.dtype)
+        _native.RaggedStore.extend(self.out_dir, batch.dtype.name, batch.arrays, batch.scalars)
         self._reload()
 
     def __repr__(self) -> str:
@@ -162,8 +186,8 @@ class RaggedMmap:
         _check_keys(
             starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
         )
-        store_dt, buffers, shapes = _batch(lists, None if dtype is None else store_dtype(dtype))
-        _native.RaggedStore.create(Path(out_dir), store_dt.name, buffers, shapes)
+        batch = _Batch(lists, None if dtype is None else store_dtype(dtype))
+        _native.RaggedStore.create(Path(out_dir), batch.dtype.name, batch.arrays, batch.scalars)
         return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode)
 
     @classmethod

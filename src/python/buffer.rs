@@ -1,10 +1,13 @@
-//! `MappedBuffer`: exports a prefix of a mapped file through the buffer protocol, without copying. It
-//! holds an `Arc` of the mapping, and every memoryview/ndarray made from it holds the `MappedBuffer`, so the
-//! memory stays mapped as long as any view exists, whatever happens to the store that made it.
+//! The buffer protocol, both ways, without copying. `MappedBuffer` exports a prefix of a mapped file: it holds
+//! an `Arc` of the mapping, and every memoryview/ndarray made from it holds the `MappedBuffer`, so the memory
+//! stays mapped as long as any view exists, whatever happens to the store that made it. `bytes_of` and
+//! `bytes_of_mut` borrow the memory of incoming buffers (items to write, gather outputs) as Rust slices, so the
+//! core can read or fill them with the GIL released.
 
 use std::ffi::c_int;
 use std::sync::Arc;
 
+use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -82,4 +85,39 @@ impl PyMappedBuffer {
         }
         Ok(())
     }
+}
+
+/// The bytes of a C-contiguous Python buffer, borrowed for as long as `buf` holds the export.
+pub fn bytes_of(buf: &PyUntypedBuffer) -> PyResult<&[u8]> {
+    let len = contiguous_len(buf)?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: `buf` holds a buffer export (PyObject_GetBuffer, released only when `buf` drops), during which
+    // the exporter keeps `len_bytes()` bytes at `buf_ptr()` allocated and in place; the buffer is
+    // C-contiguous (checked above), so those bytes are exactly the slice. The returned borrow cannot outlive
+    // `buf`. Another Python thread may still write into a writable exporter meanwhile; the bytes are plain u8
+    // with no validity invariant, so that can only change what we copy, never make a slice invalid.
+    Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr().cast::<u8>(), len) })
+}
+
+/// The bytes of a writable C-contiguous Python buffer, mutably borrowed for as long as `buf` is.
+pub fn bytes_of_mut(buf: &mut PyUntypedBuffer) -> PyResult<&mut [u8]> {
+    if buf.readonly() {
+        return Err(PyBufferError::new_err("the output buffer is read-only"));
+    }
+    let len = contiguous_len(buf)?;
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: as in `bytes_of`; in addition the exporter declared the memory writable (`readonly == 0`), and the
+    // `&mut` borrow of `buf` makes this the only Rust slice over it while it lives.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf.buf_ptr().cast::<u8>(), len) })
+}
+
+fn contiguous_len(buf: &PyUntypedBuffer) -> PyResult<usize> {
+    if !buf.is_c_contiguous() {
+        return Err(PyBufferError::new_err("the buffer must be C-contiguous"));
+    }
+    Ok(buf.len_bytes())
 }

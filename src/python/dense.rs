@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 
 use super::buffer::PyMappedBuffer;
-use super::payload;
+use super::payload::Items;
 use crate::dense::DenseStore;
 use crate::error::Error;
 use crate::format::Dtype;
@@ -54,19 +53,25 @@ impl PyDenseStore {
         PyMappedBuffer::new(self.inner.region().clone(), self.inner.bytes().len())
     }
 
-    /// Writes a new C-order dense directory.
+    /// Writes the elements of `flat` (C-contiguous, little-endian `dtype`) as a new C-order dense directory
+    /// of `shape` (which may be 0-d).
     #[staticmethod]
-    fn create(py: Python<'_>, path: PathBuf, dtype: &str, shape: Vec<u64>, data: PyBuffer<u8>) -> PyResult<()> {
+    fn create(py: Python<'_>, path: PathBuf, dtype: &str, flat: Bound<'_, PyAny>, shape: Vec<u64>) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
-        let bytes = payload::concat(py, &[data])?;
-        Ok(py.detach(|| DenseStore::create(&path, dtype, &shape, &bytes))?)
+        let items = Items::new(&[flat], dtype)?;
+        let bytes = items.slices()?[0];
+        Ok(py.detach(|| DenseStore::create(&path, dtype, &shape, bytes))?)
     }
 
-    /// Appends `rows` rows to a C-order dense directory.
+    /// Appends the rows of `array` (C-contiguous, little-endian `dtype`) to a C-order dense directory.
     #[staticmethod]
-    fn extend(py: Python<'_>, path: PathBuf, dtype: &str, rows: u64, data: PyBuffer<u8>) -> PyResult<()> {
+    fn extend(py: Python<'_>, path: PathBuf, dtype: &str, array: Bound<'_, PyAny>) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
-        let bytes = payload::concat(py, &[data])?;
-        Ok(py.detach(|| DenseStore::extend(&path, dtype, rows, &bytes))?)
+        let items = Items::new(&[array], dtype)?;
+        let (bytes, shape) = (items.slices()?[0], items.shapes().swap_remove(0));
+        let rows = *shape
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("cannot append a 0-d array as rows".into()))?;
+        Ok(py.detach(|| DenseStore::extend(&path, dtype, rows, bytes))?)
     }
 }

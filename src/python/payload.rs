@@ -1,24 +1,92 @@
-//! Incoming item bytes: copies Python buffers (C-contiguous uint8 views made by the Python layer) into
-//! one contiguous payload for the core, with the safe `PyBuffer::copy_to_slice`.
+//! Incoming items: typed, C-contiguous numpy arrays from the Python layer, borrowed as byte slices (no copy)
+//! with their shapes, after checking that each buffer's element format is the store's dtype, little-endian.
 
-use pyo3::buffer::PyBuffer;
+use pyo3::buffer::{PyBuffer, PyUntypedBuffer};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-/// Concatenates the bytes of `items`.
-pub fn concat(py: Python<'_>, items: &[PyBuffer<u8>]) -> PyResult<Vec<u8>> {
-    let total = items.iter().map(|b| b.item_count()).sum();
-    let mut payload = vec![0u8; total];
-    let mut at = 0;
-    for item in items {
-        if !item.is_c_contiguous() {
-            return Err(PyValueError::new_err("item buffers must be C-contiguous"));
-        }
-        let n = item.item_count();
-        item.copy_to_slice(py, &mut payload[at..at + n])?;
-        at += n;
+use super::buffer::bytes_of;
+use crate::format::Dtype;
+
+/// struct-module codes numpy exports for each dtype (both C names of 8-byte integers appear).
+fn formats(dtype: Dtype) -> &'static [&'static str] {
+    match dtype {
+        Dtype::Bool => &["?"],
+        Dtype::Int8 => &["b"],
+        Dtype::Uint8 => &["B"],
+        Dtype::Int16 => &["h"],
+        Dtype::Uint16 => &["H"],
+        Dtype::Int32 => &["i"],
+        Dtype::Uint32 => &["I"],
+        Dtype::Int64 => &["l", "q"],
+        Dtype::Uint64 => &["L", "Q"],
+        Dtype::Float16 => &["e"],
+        Dtype::Float32 => &["f"],
+        Dtype::Float64 => &["d"],
+        Dtype::Complex64 => &["Zf"],
+        Dtype::Complex128 => &["Zd"],
     }
-    Ok(payload)
+}
+
+fn format_matches(dtype: Dtype, format: &str) -> bool {
+    let code = format.strip_prefix(['<', '=', '@']).unwrap_or(format);
+    let little_endian = cfg!(target_endian = "little") || format.starts_with('<') || dtype.itemsize() == 1;
+    little_endian && formats(dtype).contains(&code)
+}
+
+/// Item buffers borrowed from Python for one write.
+pub struct Items {
+    buffers: Vec<PyUntypedBuffer>,
+}
+
+impl Items {
+    /// Takes the buffers of `items`, each a C-contiguous array of `dtype`.
+    pub fn new(items: &[Bound<'_, PyAny>], dtype: Dtype) -> PyResult<Items> {
+        let buffers = items
+            .iter()
+            .enumerate()
+            .map(|(k, item)| {
+                let buf = PyUntypedBuffer::get(item)?;
+                let format = buf.format().to_string_lossy();
+                if buf.item_size() != dtype.itemsize() || !format_matches(dtype, &format) {
+                    return Err(PyValueError::new_err(format!(
+                        "item {k}: buffer format {format:?} is not little-endian {dtype}"
+                    )));
+                }
+                Ok(buf)
+            })
+            .collect::<PyResult<_>>()?;
+        Ok(Items { buffers })
+    }
+
+    /// Each item's bytes.
+    pub fn slices(&self) -> PyResult<Vec<&[u8]>> {
+        self.buffers.iter().map(bytes_of).collect()
+    }
+
+    /// Each item's shape.
+    pub fn shapes(&self) -> Vec<Vec<u64>> {
+        self.buffers
+            .iter()
+            .map(|b| b.shape().iter().map(|&d| d as u64).collect())
+            .collect()
+    }
+
+    /// Each item's shape, with the 1-element items listed in `scalars` standing for 0-d items.
+    pub fn shapes_with_scalars(&self, scalars: &[usize]) -> PyResult<Vec<Vec<u64>>> {
+        let mut shapes = self.shapes();
+        for &k in scalars {
+            match shapes.get_mut(k) {
+                Some(shape) if shape.as_slice() == [1] => shape.clear(),
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "item {k} is not a 1-element stand-in for a 0-d item"
+                    )))
+                }
+            }
+        }
+        Ok(shapes)
+    }
 }
 
 /// Indices from a C-contiguous int64 buffer (what the Python layer passes), copied in one go.

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use pyo3::buffer::PyBuffer;
+use pyo3::buffer::{PyBuffer, PyUntypedBuffer};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PySlice, PyTuple};
 
-use super::buffer::PyMappedBuffer;
+use super::buffer::{bytes_of_mut, PyMappedBuffer};
 use super::dense::parse_dtype;
-use super::payload;
+use super::payload::{self, Items};
 use crate::ragged::{Item, RaggedStore};
 
 /// An opened, non-empty ragged store.
@@ -22,20 +23,20 @@ pub struct PyRaggedStore {
 
 type Located = (u64, u64, Vec<u64>);
 
-impl PyRaggedStore {
-    /// The numpy view of `item`: a slice of the flat array, reshaped; a Python scalar for 0-d items.
-    fn view<'py>(&self, py: Python<'py>, item: Item) -> PyResult<Bound<'py, PyAny>> {
-        let slice = PySlice::new(py, item.start as isize, item.end as isize, 1);
-        let view = self.flat.bind(py).get_item(slice)?;
-        match item.shape.len() {
-            0 => view.call_method0(pyo3::intern!(py, "item")),
-            1 => Ok(view),
-            _ => {
-                // Setting `shape` on the fresh contiguous slice reshapes it in place: cheaper than a
-                // `reshape` method call through the limited API.
-                view.setattr(pyo3::intern!(py, "shape"), PyTuple::new(py, &item.shape)?)?;
-                Ok(view)
-            }
+/// The numpy view of `item` in the 1-D array `base`: a slice, reshaped; 0-d items become Python scalars when
+/// `scalars` is set and 0-d arrays otherwise.
+fn view<'py>(base: &Bound<'py, PyAny>, item: Item, scalars: bool) -> PyResult<Bound<'py, PyAny>> {
+    let py = base.py();
+    let slice = PySlice::new(py, item.start as isize, item.end as isize, 1);
+    let view = base.get_item(slice)?;
+    match item.shape.len() {
+        0 if scalars => view.call_method0(pyo3::intern!(py, "item")),
+        1 => Ok(view),
+        _ => {
+            // Setting `shape` on the fresh contiguous slice reshapes it in place: cheaper than a
+            // `reshape` method call through the limited API.
+            view.setattr(pyo3::intern!(py, "shape"), PyTuple::new(py, &item.shape)?)?;
+            Ok(view)
         }
     }
 }
@@ -84,13 +85,47 @@ impl PyRaggedStore {
     /// Item `index` (negative counts from the end) as a numpy view, or a Python scalar for a 0-d item.
     fn get<'py>(&self, py: Python<'py>, index: i64) -> PyResult<Bound<'py, PyAny>> {
         let item = self.inner.locate(index)?;
-        self.view(py, item)
+        view(self.flat.bind(py), item, true)
     }
 
     /// Many items in one call, from a C-contiguous int64 array of indices.
     fn get_many<'py>(&self, py: Python<'py>, indices: PyBuffer<i64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let items = self.inner.locate_many(&payload::indices(py, &indices)?)?;
-        items.into_iter().map(|item| self.view(py, item)).collect()
+        let flat = self.flat.bind(py);
+        items.into_iter().map(|item| view(flat, item, true)).collect()
+    }
+
+    /// Copies the items into one contiguous writable buffer with the GIL released and returns writable views
+    /// into it (0-d items as 0-d arrays). `out`, a writable C-contiguous buffer of at least the batch's bytes,
+    /// is reused when given; otherwise a new uint8 array is allocated.
+    #[pyo3(signature = (indices, out = None))]
+    fn gather<'py>(
+        &self,
+        py: Python<'py>,
+        indices: PyBuffer<i64>,
+        out: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let indices = payload::indices(py, &indices)?;
+        let needed = self.inner.gather_len(&indices)?;
+        let numpy = py.import("numpy")?;
+        let out = match out {
+            Some(out) => out,
+            None => numpy.call_method1("empty", (needed, "uint8"))?,
+        };
+        let mut buffer = PyUntypedBuffer::get(&out)?;
+        let bytes = bytes_of_mut(&mut buffer)?;
+        if bytes.len() < needed {
+            return Err(PyValueError::new_err(format!(
+                "out holds {} bytes; this batch needs {needed}",
+                bytes.len()
+            )));
+        }
+        let placed = py.detach(|| self.inner.gather(&indices, bytes))?;
+        drop(buffer);
+        let dtype = self.flat.bind(py).getattr("dtype")?;
+        let count = needed / self.inner.dtype().itemsize();
+        let typed = numpy.call_method1("frombuffer", (out, dtype, count))?;
+        placed.into_iter().map(|item| view(&typed, item, false)).collect()
     }
 
     /// `(start, end, shape)` of item `index` in elements; `shape` is empty for a 0-d item.
@@ -99,32 +134,37 @@ impl PyRaggedStore {
         Ok((item.start, item.end, item.shape))
     }
 
-    /// Appends items (C-contiguous uint8 views of little-endian arrays) with their shapes, creating the
-    /// store when empty.
+    /// Appends items (C-contiguous little-endian arrays of `dtype`), written straight from their memory with
+    /// the GIL released; creates the store when empty. Items listed in `scalars` are 1-element arrays standing
+    /// for 0-d items.
     #[staticmethod]
+    #[pyo3(signature = (path, dtype, items, scalars = Vec::new()))]
     fn extend(
         py: Python<'_>,
         path: PathBuf,
         dtype: &str,
-        items: Vec<PyBuffer<u8>>,
-        shapes: Vec<Vec<u64>>,
+        items: Vec<Bound<'_, PyAny>>,
+        scalars: Vec<usize>,
     ) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
-        let bytes = payload::concat(py, &items)?;
-        Ok(py.detach(|| RaggedStore::extend(&path, dtype, &bytes, &shapes))?)
+        let items = Items::new(&items, dtype)?;
+        let (slices, shapes) = (items.slices()?, items.shapes_with_scalars(&scalars)?);
+        Ok(py.detach(|| RaggedStore::extend(&path, dtype, &slices, &shapes))?)
     }
 
     /// Writes a new store holding the items, replacing any store in `path`.
     #[staticmethod]
+    #[pyo3(signature = (path, dtype, items, scalars = Vec::new()))]
     fn create(
         py: Python<'_>,
         path: PathBuf,
         dtype: &str,
-        items: Vec<PyBuffer<u8>>,
-        shapes: Vec<Vec<u64>>,
+        items: Vec<Bound<'_, PyAny>>,
+        scalars: Vec<usize>,
     ) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
-        let bytes = payload::concat(py, &items)?;
-        Ok(py.detach(|| RaggedStore::create(&path, dtype, &bytes, &shapes))?)
+        let items = Items::new(&items, dtype)?;
+        let (slices, shapes) = (items.slices()?, items.shapes_with_scalars(&scalars)?);
+        Ok(py.detach(|| RaggedStore::create(&path, dtype, &slices, &shapes))?)
     }
 }
