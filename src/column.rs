@@ -40,7 +40,7 @@ impl Column {
     pub fn create(dir: &Path, values: &[i64], two_d: bool, commit: &mut Commit) -> Result<()> {
         let n = values.len() as u64;
         let shape: &[u64] = if two_d { &[n, 1] } else { &[n] };
-        crate::dense::write_layout(dir, Dtype::Int64, shape, &encode(values), commit)?;
+        crate::dense::write_layout(dir, Dtype::Int64, shape, &[&encode(values)], commit)?;
         commit.stage(dir.join(crate::format::TYPE_FILE), b"numpy".to_vec());
         Ok(())
     }

@@ -46,11 +46,18 @@ pub fn append_aligned(path: &Path, align: u64, parts: &[&[u8]]) -> Result<u64> {
 
 /// Replaces `path` with `bytes` atomically: readers see the old file or the new one, never a mix.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file_parts(path, &[bytes])
+}
+
+/// Replaces `path` with `parts` written back to back, atomically (temporary file, then rename).
+pub fn replace_file_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(Error::io(&tmp))?;
-        file.write_all(bytes).map_err(Error::io(&tmp))?;
-        drop(file);
+        let mut writer = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(Error::io(&tmp))?);
+        for part in parts {
+            writer.write_all(part).map_err(Error::io(&tmp))?;
+        }
+        writer.into_inner().map_err(|e| Error::io(&tmp)(e.into_error()))?;
         fs::rename(&tmp, path).map_err(Error::io(path))
     })();
     if result.is_err() {

@@ -49,7 +49,7 @@ impl DenseStore {
     /// Writes a new C-order dense directory holding `payload` (little-endian elements), replacing any old one.
     pub fn create(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
         let mut commit = Commit::default();
-        write_layout(dir, dtype, shape, payload, &mut commit)?;
+        write_layout(dir, dtype, shape, &[payload], &mut commit)?;
         commit.stage(dir.join(format::TYPE_FILE), StoreKind::Numpy.name().into());
         commit.apply()
     }
@@ -151,16 +151,29 @@ fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
 }
 
 /// Writes the data and metadata files of a C-order dense directory; `shape.ninja` is staged in `commit`.
-pub(crate) fn write_layout(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8], commit: &mut Commit) -> Result<()> {
+/// The data is given as `parts` written back to back.
+pub(crate) fn write_layout(
+    dir: &Path,
+    dtype: Dtype,
+    shape: &[u64],
+    parts: &[&[u8]],
+    commit: &mut Commit,
+) -> Result<()> {
     let expected = format::byte_len(shape, dtype).ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
-    if payload.len() != expected {
+    let given: usize = parts.iter().map(|p| p.len()).sum();
+    if given != expected {
         return Err(Error::InvalidArgument(format!(
-            "{} bytes given for shape {shape:?} of {dtype} ({expected} expected)",
-            payload.len()
+            "{given} bytes given for shape {shape:?} of {dtype} ({expected} expected)"
         )));
     }
     commit::create_dir(dir)?;
-    commit::replace_file(&dir.join(format::DATA_FILE), payload)?;
+    commit::replace_file_parts(&dir.join(format::DATA_FILE), parts)?;
+    write_meta(dir, dtype, shape, commit)
+}
+
+/// Writes `dtype.ninja` and `order.ninja` (C) of a dense directory whose data file is already in place, and
+/// stages its `shape.ninja` into `commit`.
+pub(crate) fn write_meta(dir: &Path, dtype: Dtype, shape: &[u64], commit: &mut Commit) -> Result<()> {
     commit::replace_file(&dir.join(format::DTYPE_FILE), dtype.name().as_bytes())?;
     commit::replace_file(&dir.join(format::ORDER_FILE), Order::C.name().as_bytes())?;
     commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));

@@ -275,7 +275,8 @@ impl StringStore {
                 codec.compress(items)?.into_iter().map(Cow::Owned).collect()
             }
         };
-        commit::replace_file(&dir.join(format::DATA_FILE), &encoded.concat())?;
+        let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
+        commit::replace_file_parts(&dir.join(format::DATA_FILE), &parts)?;
         let (starts, ends) = byte_offsets(0, &encoded)?;
         let mut commit = Commit::default();
         Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;

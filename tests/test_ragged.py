@@ -288,7 +288,32 @@ def test_gather_releases_the_gil(tmp_path: Path) -> None:
 def test_native_layer_refuses_buffers_of_another_dtype_or_byte_order(tmp_path: Path) -> None:
     from mmap_ninja import _native
 
+    writer = _native.RaggedWriter(tmp_path / "r", replace=True)
     for bad in (np.arange(3, dtype=">i4"), np.arange(3, dtype=np.int64), np.arange(6, dtype=np.int32)[::2]):
         with pytest.raises((ValueError, BufferError)):
-            _native.RaggedStore.create(tmp_path / "r", "int32", [bad])
-    assert not (tmp_path / "r" / "shapes_are_flat.ninja").exists()
+            writer.push("int32", [bad])
+    assert writer.pending == 0 and not (tmp_path / "r").exists()
+
+
+def test_bad_input_never_costs_the_existing_store(tmp_path: Path) -> None:
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
+    with pytest.raises(TypeError):
+        RaggedMmap.from_lists(tmp_path / "r", [np.arange(2), np.array(["text"])])
+    with pytest.raises(ValueError):
+        RaggedMmap(tmp_path / "r", mode="r+").extend([np.arange(2), np.array([0.5])])
+    store = RaggedMmap(tmp_path / "r")
+    assert len(store) == 1 and store[0].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if ".tmp" in p.name) == []
+
+
+def test_from_generator_commits_every_batch_while_streaming(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def items():
+        for i in range(10):
+            if i in (4, 8):
+                seen.append(len(RaggedMmap(tmp_path / "g")))
+            yield np.full(i + 1, i)
+
+    store = RaggedMmap.from_generator(tmp_path / "g", items(), batch_size=4)
+    assert seen == [4, 8] and len(store) == 10 and store[9].tolist() == [9] * 10

@@ -131,6 +131,9 @@ def from_generator_base(
             extend_fn(memmap, batch)
         else:
             memmap.extend(batch)  # type: ignore[attr-defined]
+        # Drop the written batch now: the loop variable would otherwise keep it alive while the next one
+        # is generated, holding two batches at the peak.
+        del batch
     if memmap is None:
         memmap = batch_ctor(out_dir, [], **kwargs)
     return memmap

@@ -4,6 +4,7 @@ views into the mapping (no copy); the native layer locates them."""
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from copy import copy
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import PathLike, from_generator_base, from_indexable_base, normalize_indices
+from .base import PathLike, check_batch_size, normalize_indices, progress
+from .parallel import collect_batches
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
 _WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
@@ -21,6 +23,8 @@ _WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
 
 def _check_keys(**keys: str) -> None:
     for name, value in keys.items():
+        if name not in _KEYS:
+            raise TypeError(f"unexpected keyword argument {name!r}")
         if value != _KEYS[name]:
             raise ValueError(f"{name}={value!r} is not supported: stores use the standard directory names")
 
@@ -44,6 +48,41 @@ class _Batch:
                 arr = arr.reshape(1)
             self.arrays.append(arr)
         self.dtype: np.dtype[Any] = np.dtype(np.float64) if dtype is None else dtype
+
+
+# Items are handed to the native writer in chunks of about this many bytes, so memory stays bounded and the
+# allocator recycles the same warm pages instead of faulting in a fresh batch.
+_CHUNK_BYTES = 8 << 20
+
+
+def _write(
+    out_dir: PathLike, items: Iterable[Any], batch_size: int, dtype: np.dtype[Any] | None, replace: bool
+) -> None:
+    """Streams ``items`` into the store in ``out_dir``, committing every ``batch_size`` items and at the end."""
+    writer = _native.RaggedWriter(Path(out_dir), replace=replace)
+    if dtype is None and writer.dtype is not None:
+        dtype = np.dtype(writer.dtype).newbyteorder("<")
+    chunk: list[Any] = []
+    chunk_bytes = since_commit = 0
+    for item in items:
+        chunk.append(item)
+        chunk_bytes += getattr(item, "nbytes", 0)
+        since_commit += 1
+        if chunk_bytes >= _CHUNK_BYTES or since_commit == batch_size:
+            dtype = _push(writer, chunk, dtype)
+            chunk, chunk_bytes = [], 0
+            if since_commit == batch_size:
+                writer.commit()
+                since_commit = 0
+    if chunk:
+        _push(writer, chunk, dtype)
+    writer.commit()
+
+
+def _push(writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None) -> np.dtype[Any]:
+    batch = _Batch(chunk, dtype)
+    writer.push(batch.dtype.name, batch.arrays, batch.scalars)
+    return batch.dtype
 
 
 class RaggedMmap:
@@ -162,8 +201,7 @@ class RaggedMmap:
 
     def extend(self, arrays: Iterable[Any]) -> None:
         """Appends items; they become visible together, in one atomic step, to every reader that reopens."""
-        batch = _Batch(arrays, self.dtype)
-        _native.RaggedStore.extend(self.out_dir, batch.dtype.name, batch.arrays, batch.scalars)
+        _write(self.out_dir, arrays, sys.maxsize, self.dtype, replace=False)
         self._reload()
 
     def __repr__(self) -> str:
@@ -186,16 +224,27 @@ class RaggedMmap:
         _check_keys(
             starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
         )
-        batch = _Batch(lists, None if dtype is None else store_dtype(dtype))
-        _native.RaggedStore.create(Path(out_dir), batch.dtype.name, batch.arrays, batch.scalars)
+        _write(out_dir, lists, sys.maxsize, None if dtype is None else store_dtype(dtype), replace=True)
         return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode)
 
     @classmethod
     def from_generator(
-        cls, out_dir: PathLike, sample_generator: Iterable[Any], batch_size: int, verbose: bool = False, **kwargs: Any
+        cls,
+        out_dir: PathLike,
+        sample_generator: Iterable[Any],
+        batch_size: int,
+        verbose: bool = False,
+        dtype: Any = None,
+        mode: str = "r+",
+        wrapper_fn: Callable[[Any], Any] | None = None,
+        **keys: str,
     ) -> RaggedMmap:
-        """Builds a store from a generator, writing every ``batch_size`` items (one batch in memory at a time)."""
-        return from_generator_base(out_dir, sample_generator, batch_size, cls.from_lists, verbose=verbose, **kwargs)
+        """Builds a new store from a generator. Items stream to disk as they come (memory stays bounded
+        whatever ``batch_size``); every ``batch_size`` items are committed, so readers see them."""
+        _check_keys(**keys)
+        size = check_batch_size(batch_size)
+        _write(out_dir, progress(sample_generator, verbose), size, None if dtype is None else store_dtype(dtype), True)
+        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode)
 
     @classmethod
     def from_indexable(
@@ -207,7 +256,8 @@ class RaggedMmap:
         verbose: bool = False,
         **kwargs: Any,
     ) -> RaggedMmap:
-        """Builds a store from ``indexable[i]`` (or ``indexable(i)``); ``n_jobs`` computes items with joblib."""
-        return from_indexable_base(
-            out_dir, indexable, batch_size, cls.from_lists, n_jobs=n_jobs, verbose=verbose, **kwargs
-        )
+        """Builds a store from ``indexable[i]`` (or ``indexable(i)``) for i = 0, 1, ... until ``len(indexable)``
+        or an IndexError/KeyError; ``n_jobs`` computes items in parallel worker processes (joblib's loky)."""
+        size = check_batch_size(batch_size)
+        batches = collect_batches(indexable, size, n_jobs, verbose)
+        return cls.from_generator(out_dir, (item for batch in batches for item in batch), size, **kwargs)

@@ -5,6 +5,7 @@ mod dense;
 mod errors;
 mod payload;
 mod ragged;
+mod ragged_writer;
 mod strings;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffer::PyMappedBuffer>()?;
     m.add_class::<dense::PyDenseStore>()?;
     m.add_class::<ragged::PyRaggedStore>()?;
+    m.add_class::<ragged_writer::PyRaggedWriter>()?;
     m.add_class::<strings::PyStringStore>()?;
     m.add_function(wrap_pyfunction!(store_kind, m)?)?;
     Ok(())

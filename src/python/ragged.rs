@@ -9,8 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PySlice, PyTuple};
 
 use super::buffer::{bytes_of_mut, PyMappedBuffer};
-use super::dense::parse_dtype;
-use super::payload::{self, Items};
+use super::payload;
 use crate::ragged::{Item, RaggedStore};
 
 /// An opened, non-empty ragged store.
@@ -132,39 +131,5 @@ impl PyRaggedStore {
     fn locate(&self, index: i64) -> PyResult<Located> {
         let item = self.inner.locate(index)?;
         Ok((item.start, item.end, item.shape))
-    }
-
-    /// Appends items (C-contiguous little-endian arrays of `dtype`), written straight from their memory with
-    /// the GIL released; creates the store when empty. Items listed in `scalars` are 1-element arrays standing
-    /// for 0-d items.
-    #[staticmethod]
-    #[pyo3(signature = (path, dtype, items, scalars = Vec::new()))]
-    fn extend(
-        py: Python<'_>,
-        path: PathBuf,
-        dtype: &str,
-        items: Vec<Bound<'_, PyAny>>,
-        scalars: Vec<usize>,
-    ) -> PyResult<()> {
-        let dtype = parse_dtype(dtype)?;
-        let items = Items::new(&items, dtype)?;
-        let (slices, shapes) = (items.slices()?, items.shapes_with_scalars(&scalars)?);
-        Ok(py.detach(|| RaggedStore::extend(&path, dtype, &slices, &shapes))?)
-    }
-
-    /// Writes a new store holding the items, replacing any store in `path`.
-    #[staticmethod]
-    #[pyo3(signature = (path, dtype, items, scalars = Vec::new()))]
-    fn create(
-        py: Python<'_>,
-        path: PathBuf,
-        dtype: &str,
-        items: Vec<Bound<'_, PyAny>>,
-        scalars: Vec<usize>,
-    ) -> PyResult<()> {
-        let dtype = parse_dtype(dtype)?;
-        let items = Items::new(&items, dtype)?;
-        let (slices, shapes) = (items.slices()?, items.shapes_with_scalars(&scalars)?);
-        Ok(py.detach(|| RaggedStore::create(&path, dtype, &slices, &shapes))?)
     }
 }

@@ -3,15 +3,17 @@
 //! `(n, 1)` int64 column (every item 1-D or 0-d, `shapes_are_flat.ninja` = 1) or a nested flat ragged store
 //! whose items are the int64 shape tuples. A stored shape `(0,)` over exactly one element is a 0-d scalar.
 
-use std::fs;
+mod writer;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
+pub use writer::RaggedWriter;
+
 use crate::column::Column;
-use crate::commit::{self, Commit};
-use crate::dense::{self, DenseStore};
+use crate::dense::DenseStore;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, StoreKind};
@@ -21,8 +23,6 @@ use crate::mmap::Region;
 const PARALLEL_GATHER_BYTES: usize = 4 << 20;
 /// Where the old flat shapes column waits while a store's shapes are rewritten as a nested store.
 const FLAT_SHAPES_BACKUP_DIR: &str = "shapes.flat-old";
-/// Where a nested shapes store is built before it is renamed into place.
-const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
 
 /// The location of one item in the flat buffer, in elements, with its shape (empty for a 0-d scalar).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,128 +235,30 @@ impl RaggedStore {
         self.dir.join(format::SHAPES_DIR)
     }
 
-    /// Appends items to the ragged store in `dir`, creating it when empty. `items[k]` holds item k's
-    /// little-endian elements in C order and `shapes[k]` its shape (empty for 0-d).
+    /// Appends items to the ragged store in `dir` (created when missing or empty) and commits them.
+    /// `items[k]` holds item k's little-endian elements in C order and `shapes[k]` its shape (empty for 0-d).
     pub fn extend(dir: &Path, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
-        let counts = check_batch(dtype, items, shapes)?;
-        if shapes.is_empty() {
-            return Ok(());
-        }
-        let existing = if files::exists(dir)? {
-            RaggedStore::open(dir, false)?
-        } else {
-            None
-        };
-        let Some(store) = existing else {
-            return Self::create(dir, dtype, items, shapes);
-        };
-        if store.dtype() != dtype {
-            return Err(Error::InvalidArgument(format!(
-                "cannot append {dtype} items to a {} store",
-                store.dtype()
-            )));
-        }
-        let mut commit = Commit::default();
-        store.append(items, shapes, &counts, &mut commit)?;
-        commit.apply()?;
-        let backup = dir.join(FLAT_SHAPES_BACKUP_DIR);
-        if files::exists(&backup)? {
-            fs::remove_dir_all(&backup).map_err(Error::io(&backup))?;
-        }
-        Ok(())
+        write_all(RaggedWriter::append(dir)?, dtype, items, shapes)
     }
 
-    fn append(&self, items: &[&[u8]], shapes: &[Vec<u64>], counts: &[u64], commit: &mut Commit) -> Result<()> {
-        let itemsize = self.dtype().itemsize() as u64;
-        let data_path = self.dir.join(format::DATA_FILE);
-        let first = commit::append_aligned(&data_path, itemsize, items)? / itemsize;
-        let (starts, ends) = offsets(first, counts)?;
-        let total = ends.last().map_or(first, |&e| e as u64);
-        self.ends.append(&ends, commit)?;
-        Column::open(&self.dir.join(format::FLATTENED_SHAPES_DIR))?.append(&to_i64(counts)?, commit)?;
-        match &self.shapes {
-            Shapes::Flat(col) if shapes.iter().all(|s| s.len() <= 1) => col.append(&flat_shapes(shapes)?, commit)?,
-            Shapes::Flat(_) => self.convert_to_nested(shapes)?,
-            Shapes::Nested(nested) => nested.append_shapes(shapes, commit)?,
-        }
-        commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&[total]));
-        self.starts.append(&starts, commit)
-    }
-
-    /// Appends shape tuples as items of this (nested, int64) store.
-    fn append_shapes(&self, shapes: &[Vec<u64>], commit: &mut Commit) -> Result<()> {
-        let encoded = encode_shapes(shapes)?;
-        self.append(&encoded.slices(), &encoded.shapes, &encoded.counts, commit)
-    }
-
-    /// Rewrites a flat store's shapes as a nested store holding the old and the new shapes. The old column
-    /// is kept as a backup until the extend commits, so readers always find a valid shapes directory.
-    fn convert_to_nested(&self, new: &[Vec<u64>]) -> Result<()> {
-        let Shapes::Flat(col) = &self.shapes else {
-            unreachable!("only flat stores are converted")
-        };
-        let mut all = Vec::with_capacity(self.len + new.len());
-        for i in 0..self.len {
-            all.push(vec![col_value(col, i)?]);
-        }
-        all.extend(new.iter().map(|s| if s.is_empty() { vec![0] } else { s.clone() }));
-        let tmp = self.dir.join(NESTED_SHAPES_TMP_DIR);
-        if files::exists(&tmp)? {
-            fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
-        }
-        let encoded = encode_shapes(&all)?;
-        Self::create(&tmp, Dtype::Int64, &encoded.slices(), &encoded.shapes)?;
-        let shapes_dir = self.shapes_dir();
-        let backup = self.dir.join(FLAT_SHAPES_BACKUP_DIR);
-        fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
-        fs::rename(&tmp, &shapes_dir).map_err(Error::io(&shapes_dir))?;
-        commit::replace_file(
-            &self.dir.join(format::SHAPES_ARE_FLAT_FILE),
-            &format::encode_flag(false),
-        )
-    }
-
-    /// Writes a new ragged store in `dir` holding the given items, replacing any store that was there.
-    /// Readers opening meanwhile see an empty store until the flag file, written last, appears.
+    /// Writes a new store in `dir` holding the items, replacing any store that was there.
     pub fn create(dir: &Path, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
-        let counts = check_batch(dtype, items, shapes)?;
-        commit::create_dir(dir)?;
-        remove_store_files(dir)?;
-        if shapes.is_empty() {
-            return commit::replace_file(&dir.join(format::TYPE_FILE), StoreKind::Ragged.name().as_bytes());
-        }
-        let (starts, ends) = offsets(0, &counts)?;
-        let flat = shapes.iter().all(|s| s.len() <= 1);
-        let mut commit = Commit::default();
-        dense::write_layout(dir, dtype, &[counts.iter().sum()], &items.concat(), &mut commit)?;
-        Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
-        Column::create(
-            &dir.join(format::FLATTENED_SHAPES_DIR),
-            &to_i64(&counts)?,
-            false,
-            &mut commit,
-        )?;
-        let shapes_dir = dir.join(format::SHAPES_DIR);
-        if flat {
-            Column::create(&shapes_dir, &flat_shapes(shapes)?, true, &mut commit)?;
-        } else {
-            let nested: Vec<Vec<u64>> = shapes
-                .iter()
-                .map(|s| if s.is_empty() { vec![0] } else { s.clone() })
-                .collect();
-            let encoded = encode_shapes(&nested)?;
-            commit.apply()?;
-            commit = Commit::default();
-            Self::create(&shapes_dir, Dtype::Int64, &encoded.slices(), &encoded.shapes)?;
-        }
-        Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;
-        commit.stage(
-            dir.join(format::SHAPES_ARE_FLAT_FILE),
-            format::encode_flag(flat).to_vec(),
-        );
-        commit.stage(dir.join(format::TYPE_FILE), StoreKind::Ragged.name().into());
-        commit.apply()
+        write_all(RaggedWriter::replace(dir)?, dtype, items, shapes)
     }
+}
+
+fn write_all(mut writer: RaggedWriter, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
+    if items.len() != shapes.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} items but {} shapes",
+            items.len(),
+            shapes.len()
+        )));
+    }
+    for (bytes, shape) in items.iter().zip(shapes) {
+        writer.push(dtype, bytes, shape)?;
+    }
+    writer.commit()
 }
 
 fn open_shapes(dir: &Path, depth: u32) -> Result<Shapes> {
@@ -394,119 +296,10 @@ fn col_value(col: &Column, i: usize) -> Result<u64> {
     u64::try_from(col.get(i)?).map_err(|_| Error::corrupt(col.dir(), format!("value {i} is negative")))
 }
 
-/// Validates a batch (one byte slice and one shape per item) and returns each item's element count.
-fn check_batch(dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<Vec<u64>> {
-    if items.len() != shapes.len() {
-        return Err(Error::InvalidArgument(format!(
-            "{} items but {} shapes",
-            items.len(),
-            shapes.len()
-        )));
-    }
-    items
-        .iter()
-        .zip(shapes)
-        .enumerate()
-        .map(|(k, (bytes, shape))| {
-            if shape.len() > format::MAX_NDIM {
-                return Err(Error::InvalidArgument(format!(
-                    "item {k} has more than {} axes",
-                    format::MAX_NDIM
-                )));
-            }
-            let count = format::element_count(shape);
-            if count.and_then(|c| c.checked_mul(dtype.itemsize() as u64)) != Some(bytes.len() as u64) {
-                return Err(Error::InvalidArgument(format!(
-                    "item {k}: {} bytes do not hold shape {shape:?} of {dtype}",
-                    bytes.len()
-                )));
-            }
-            Ok(count.unwrap_or_default())
-        })
-        .collect()
-}
-
-fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
-    values
-        .iter()
-        .map(|&v| i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("{v} does not fit in int64"))))
-        .collect()
-}
-
-/// Start and end offsets of consecutive items beginning at element `first`.
-fn offsets(first: u64, counts: &[u64]) -> Result<(Vec<i64>, Vec<i64>)> {
-    let mut at = first;
-    let mut starts = Vec::with_capacity(counts.len());
-    let mut ends = Vec::with_capacity(counts.len());
-    for &c in counts {
-        starts.push(at);
-        at = at
-            .checked_add(c)
-            .ok_or_else(|| Error::InvalidArgument("offsets overflow".into()))?;
-        ends.push(at);
-    }
-    Ok((to_i64(&starts)?, to_i64(&ends)?))
-}
-
-/// Flat stored shapes: the length of a 1-D item, 0 for a 0-d one.
-fn flat_shapes(shapes: &[Vec<u64>]) -> Result<Vec<i64>> {
-    to_i64(
-        &shapes
-            .iter()
-            .map(|s| s.first().copied().unwrap_or(0))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// Shape tuples encoded as the items of a nested int64 store.
-struct EncodedShapes {
-    items: Vec<Vec<u8>>,
-    shapes: Vec<Vec<u64>>,
-    counts: Vec<u64>,
-}
-
-impl EncodedShapes {
-    fn slices(&self) -> Vec<&[u8]> {
-        self.items.iter().map(Vec::as_slice).collect()
-    }
-}
-
-fn encode_shapes(shapes: &[Vec<u64>]) -> Result<EncodedShapes> {
-    let items = shapes
-        .iter()
-        .map(|s| Ok(to_i64(s)?.iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect::<Result<Vec<Vec<u8>>>>()?;
-    Ok(EncodedShapes {
-        items,
-        shapes: shapes.iter().map(|s| vec![s.len() as u64]).collect(),
-        counts: shapes.iter().map(|s| s.len() as u64).collect(),
-    })
-}
-
-/// Removes the files of a previous store in `dir`: the flag first, so readers see an empty store.
-fn remove_store_files(dir: &Path) -> Result<()> {
-    let flag = dir.join(format::SHAPES_ARE_FLAT_FILE);
-    if files::exists(&flag)? {
-        fs::remove_file(&flag).map_err(Error::io(&flag))?;
-    }
-    for sub in [
-        format::STARTS_DIR,
-        format::ENDS_DIR,
-        format::FLATTENED_SHAPES_DIR,
-        format::SHAPES_DIR,
-        FLAT_SHAPES_BACKUP_DIR,
-    ] {
-        let path = dir.join(sub);
-        if files::exists(&path)? {
-            fs::remove_dir_all(&path).map_err(Error::io(&path))?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::path::Path;
 
     /// Splits `values` into per-item little-endian byte vectors following `shapes`.

@@ -1,0 +1,82 @@
+//! `RaggedWriter`: the glue of `crate::ragged::RaggedWriter`. Items are borrowed from numpy (no copy) and
+//! written with the GIL released.
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::dense::parse_dtype;
+use super::payload::Items;
+use crate::ragged::RaggedWriter;
+
+/// A write session on a ragged store.
+#[pyclass(name = "RaggedWriter", module = "mmap_ninja._native")]
+pub struct PyRaggedWriter {
+    inner: Option<RaggedWriter>,
+}
+
+impl PyRaggedWriter {
+    fn writer(&mut self) -> PyResult<&mut RaggedWriter> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("this RaggedWriter is closed"))
+    }
+}
+
+#[pymethods]
+impl PyRaggedWriter {
+    /// Opens `path` to append (`replace=False`, creating it when missing) or to write a new store.
+    #[new]
+    #[pyo3(signature = (path, replace = false))]
+    fn new(py: Python<'_>, path: PathBuf, replace: bool) -> PyResult<Self> {
+        let inner = py.detach(|| {
+            if replace {
+                RaggedWriter::replace(&path)
+            } else {
+                RaggedWriter::append(&path)
+            }
+        })?;
+        Ok(PyRaggedWriter { inner: Some(inner) })
+    }
+
+    /// The store's dtype name, `None` until a new store gets its first item.
+    #[getter]
+    fn dtype(&self) -> Option<&'static str> {
+        self.inner.as_ref().and_then(|w| w.dtype()).map(|d| d.name())
+    }
+
+    /// Items pushed since the last commit.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.inner.as_ref().map_or(0, RaggedWriter::pending)
+    }
+
+    /// Writes items (C-contiguous little-endian arrays of `dtype`) straight from their memory; the items
+    /// listed in `scalars` are 1-element arrays standing for 0-d items. Visible at the next commit.
+    #[pyo3(signature = (dtype, items, scalars = Vec::new()))]
+    fn push(&mut self, py: Python<'_>, dtype: &str, items: Vec<Bound<'_, PyAny>>, scalars: Vec<usize>) -> PyResult<()> {
+        let dtype = parse_dtype(dtype)?;
+        let items = Items::new(&items, dtype)?;
+        let (slices, shapes) = (items.slices()?, items.shapes_with_scalars(&scalars)?);
+        let writer = self.writer()?;
+        py.detach(|| {
+            slices
+                .iter()
+                .zip(&shapes)
+                .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
+        })?;
+        Ok(())
+    }
+
+    /// Makes every pushed item visible in one atomic step.
+    fn commit(&mut self, py: Python<'_>) -> PyResult<()> {
+        let writer = self.writer()?;
+        Ok(py.detach(|| writer.commit())?)
+    }
+
+    /// Ends the session; uncommitted items are dropped.
+    fn close(&mut self) {
+        self.inner = None;
+    }
+}

@@ -1,0 +1,441 @@
+//! `RaggedWriter`: how items get into a ragged store. Items are pushed one by one and their elements stream
+//! straight into the data file (bounded memory, whatever the batch size); `commit` then appends the index
+//! tails and makes every pushed item visible at once, renaming `starts/shape.ninja` last (see `commit`).
+//! A new store is written into a temporary data file that the first commit renames into place; a store being
+//! replaced stays untouched until then, so bad input loses nothing and its readers keep their mappings.
+//! Nothing is created on disk before the first push or commit.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{RaggedStore, Shapes, FLAT_SHAPES_BACKUP_DIR};
+use crate::column::Column;
+use crate::commit::{self, Commit};
+use crate::dense;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::format::{self, Dtype, StoreKind};
+
+/// Where a nested shapes store is built before it is renamed into place.
+const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
+/// Buffer between pushed items and the data file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// A write session on one ragged store.
+#[derive(Debug)]
+pub struct RaggedWriter {
+    dir: PathBuf,
+    /// The committed store; `None` while the store is new (nothing committed yet).
+    store: Option<RaggedStore>,
+    dtype: Option<Dtype>,
+    /// The open data file, from the first push on.
+    data: Option<BufWriter<File>>,
+    /// The temporary data file of a new store, renamed to `data.ninja` by the first commit.
+    data_tmp: Option<PathBuf>,
+    /// Element offset of the next pushed item in the data file.
+    next: u64,
+    /// Element count and shape of each pushed, uncommitted item.
+    pending: Vec<(u64, Vec<u64>)>,
+}
+
+impl RaggedWriter {
+    /// Opens `dir` (created with its parents when missing) to append items.
+    pub fn append(dir: &Path) -> Result<RaggedWriter> {
+        if files::exists(&dir.join(format::TYPE_FILE))? {
+            let kind = crate::store::kind(dir)?;
+            if kind != StoreKind::Ragged {
+                return Err(Error::InvalidArgument(format!(
+                    "{} holds a {} store, not a ragged one",
+                    dir.display(),
+                    kind.name()
+                )));
+            }
+        }
+        if files::exists(dir)? {
+            if let Some(store) = RaggedStore::open(dir, false)? {
+                return Self::appending(dir, store);
+            }
+        }
+        Self::new_store(dir)
+    }
+
+    /// Starts a new store in `dir`, replacing any store there when the first commit lands. Until then the old
+    /// store stays as it is; during that commit, readers opening the store may see it empty.
+    pub fn replace(dir: &Path) -> Result<RaggedWriter> {
+        Self::new_store(dir)
+    }
+
+    fn new_store(dir: &Path) -> Result<RaggedWriter> {
+        Ok(RaggedWriter {
+            dir: dir.to_path_buf(),
+            store: None,
+            dtype: None,
+            data: None,
+            data_tmp: None,
+            next: 0,
+            pending: Vec::new(),
+        })
+    }
+
+    fn appending(dir: &Path, store: RaggedStore) -> Result<RaggedWriter> {
+        let dtype = store.dtype();
+        let (data, next) = open_data_end(&dir.join(format::DATA_FILE), dtype)?;
+        Ok(RaggedWriter {
+            dir: dir.to_path_buf(),
+            store: Some(store),
+            dtype: Some(dtype),
+            data: Some(data),
+            data_tmp: None,
+            next,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The data file, opened on first use: a new store's temporary file (creating the directory) is made here.
+    fn data_writer(&mut self) -> Result<&mut BufWriter<File>> {
+        if self.data.is_none() {
+            commit::create_dir(&self.dir)?;
+            let tmp = self
+                .dir
+                .join(format!("{}.tmp-{}", format::DATA_FILE, std::process::id()));
+            let file = File::create(&tmp).map_err(Error::io(&tmp))?;
+            self.data_tmp = Some(tmp);
+            self.data = Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
+        }
+        Ok(self.data.as_mut().expect("opened above"))
+    }
+
+    /// The store's element type (`None` until the first item of a new store).
+    pub fn dtype(&self) -> Option<Dtype> {
+        self.dtype
+    }
+
+    /// Items pushed since the last commit.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes one item: `bytes` holds its little-endian elements in C order, `shape` its shape (empty for 0-d).
+    /// It becomes visible at the next `commit`.
+    pub fn push(&mut self, dtype: Dtype, bytes: &[u8], shape: &[u64]) -> Result<()> {
+        match self.dtype {
+            Some(own) if own != dtype => {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot append {dtype} items to a {own} store"
+                )))
+            }
+            _ => self.dtype = Some(dtype),
+        }
+        if shape.len() > format::MAX_NDIM {
+            return Err(Error::InvalidArgument(format!(
+                "an item has more than {} axes",
+                format::MAX_NDIM
+            )));
+        }
+        let count = format::element_count(shape)
+            .filter(|c| c.checked_mul(dtype.itemsize() as u64) == Some(bytes.len() as u64))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("{} bytes do not hold shape {shape:?} of {dtype}", bytes.len()))
+            })?;
+        let next = self.next.checked_add(count).filter(|&n| i64::try_from(n).is_ok());
+        let next = next.ok_or_else(|| Error::InvalidArgument("the store would exceed 2^63 elements".into()))?;
+        let path = self.data_path();
+        self.data_writer()?.write_all(bytes).map_err(Error::io(path))?;
+        self.next = next;
+        self.pending.push((count, shape.to_vec()));
+        Ok(())
+    }
+
+    fn data_path(&self) -> PathBuf {
+        self.data_tmp
+            .clone()
+            .unwrap_or_else(|| self.dir.join(format::DATA_FILE))
+    }
+
+    /// Makes every pushed item visible in one atomic step. A new store with nothing pushed becomes an empty
+    /// store (just `type.ninja`).
+    pub fn commit(&mut self) -> Result<()> {
+        let mut commit = Commit::default();
+        self.stage(&mut commit)?;
+        commit.apply()?;
+        let backup = self.dir.join(FLAT_SHAPES_BACKUP_DIR);
+        if files::exists(&backup)? {
+            fs::remove_dir_all(&backup).map_err(Error::io(&backup))?;
+        }
+        if !self.pending.is_empty() || self.store.is_some() {
+            self.store = RaggedStore::open(&self.dir, false)?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the index tails of the pending items and stages the metadata replacements into `commit`, the
+    /// store's `starts/shape.ninja` last.
+    fn stage(&mut self, commit: &mut Commit) -> Result<()> {
+        if let Some(data) = self.data.as_mut() {
+            data.flush().map_err(Error::io(self.data_path()))?;
+        }
+        let (Some(dtype), false) = (self.dtype, self.pending.is_empty()) else {
+            if self.store.is_none() {
+                commit::create_dir(&self.dir)?;
+                remove_store_files(&self.dir)?;
+                commit.stage(self.dir.join(format::TYPE_FILE), StoreKind::Ragged.name().into());
+            }
+            return Ok(());
+        };
+        let first = self.next - self.pending.iter().map(|(c, _)| c).sum::<u64>();
+        let (starts, ends) = offsets(first, &self.pending)?;
+        let counts = to_i64(&self.pending.iter().map(|(c, _)| *c).collect::<Vec<_>>())?;
+        let shapes: Vec<Vec<u64>> = self.pending.iter().map(|(_, s)| s.clone()).collect();
+        match &self.store {
+            None => self.stage_new(dtype, &starts, &ends, &counts, &shapes, commit)?,
+            Some(store) => {
+                store.ends.append(&ends, commit)?;
+                Column::open(&self.dir.join(format::FLATTENED_SHAPES_DIR))?.append(&counts, commit)?;
+                match &store.shapes {
+                    Shapes::Flat(col) if shapes.iter().all(|s| s.len() <= 1) => {
+                        col.append(&flat_shapes(&shapes)?, commit)?
+                    }
+                    Shapes::Flat(col) => convert_to_nested(&self.dir, col, store.len(), &shapes)?,
+                    Shapes::Nested(nested) => {
+                        let mut writer = RaggedWriter::appending(&nested.dir, (**nested).clone())?;
+                        writer.push_shapes(&shapes)?;
+                        writer.stage(commit)?;
+                    }
+                }
+                commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&[self.next]));
+                store.starts.append(&starts, commit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first commit of a new store: the data file moves into place and every other file is written.
+    fn stage_new(
+        &mut self,
+        dtype: Dtype,
+        starts: &[i64],
+        ends: &[i64],
+        counts: &[i64],
+        shapes: &[Vec<u64>],
+        commit: &mut Commit,
+    ) -> Result<()> {
+        let Some(tmp) = self.data_tmp.take() else {
+            return Err(Error::InvalidArgument(
+                "an earlier commit failed; open a new writer".into(),
+            ));
+        };
+        remove_store_files(&self.dir)?;
+        let data_path = self.dir.join(format::DATA_FILE);
+        fs::rename(&tmp, &data_path).map_err(Error::io(&data_path))?;
+        self.data = Some(open_data_end(&data_path, dtype)?.0);
+        dense::write_meta(&self.dir, dtype, &[self.next], commit)?;
+        Column::create(&self.dir.join(format::ENDS_DIR), ends, false, commit)?;
+        Column::create(&self.dir.join(format::FLATTENED_SHAPES_DIR), counts, false, commit)?;
+        let flat = shapes.iter().all(|s| s.len() <= 1);
+        let shapes_dir = self.dir.join(format::SHAPES_DIR);
+        if flat {
+            Column::create(&shapes_dir, &flat_shapes(shapes)?, true, commit)?;
+        } else {
+            let mut nested = RaggedWriter::replace(&shapes_dir)?;
+            nested.push_shapes(shapes)?;
+            nested.commit()?;
+        }
+        Column::create(&self.dir.join(format::STARTS_DIR), starts, false, commit)?;
+        commit.stage(
+            self.dir.join(format::SHAPES_ARE_FLAT_FILE),
+            format::encode_flag(flat).to_vec(),
+        );
+        commit.stage(self.dir.join(format::TYPE_FILE), StoreKind::Ragged.name().into());
+        Ok(())
+    }
+
+    /// Pushes shape tuples as the items of a nested int64 shapes store (0-d shapes as `(0,)`).
+    fn push_shapes(&mut self, shapes: &[Vec<u64>]) -> Result<()> {
+        for shape in shapes {
+            let tuple = if shape.is_empty() { vec![0] } else { shape.clone() };
+            let bytes: Vec<u8> = to_i64(&tuple)?.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.push(Dtype::Int64, &bytes, &[tuple.len() as u64])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RaggedWriter {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.data_tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Opens the data file for appending at its end, padded to a whole element; returns the next element offset.
+fn open_data_end(path: &Path, dtype: Dtype) -> Result<(BufWriter<File>, u64)> {
+    let mut file = OpenOptions::new().write(true).open(path).map_err(Error::io(path))?;
+    let end = file.seek(SeekFrom::End(0)).map_err(Error::io(path))?;
+    let itemsize = dtype.itemsize() as u64;
+    let next = end.div_ceil(itemsize);
+    file.seek(SeekFrom::Start(next * itemsize)).map_err(Error::io(path))?;
+    Ok((BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), next))
+}
+
+/// Rewrites a flat store's shapes as a nested store holding the committed and the pending shapes. The old
+/// column is kept as a backup until the commit lands, so readers always find a valid shapes directory.
+fn convert_to_nested(dir: &Path, col: &Column, len: usize, pending: &[Vec<u64>]) -> Result<()> {
+    let tmp = dir.join(NESTED_SHAPES_TMP_DIR);
+    if files::exists(&tmp)? {
+        fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
+    }
+    let mut nested = RaggedWriter::replace(&tmp)?;
+    for i in 0..len {
+        nested.push_shapes(&[vec![super::col_value(col, i)?]])?;
+    }
+    nested.push_shapes(pending)?;
+    nested.commit()?;
+    drop(nested);
+    let shapes_dir = dir.join(format::SHAPES_DIR);
+    let backup = dir.join(FLAT_SHAPES_BACKUP_DIR);
+    fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
+    fs::rename(&tmp, &shapes_dir).map_err(Error::io(&shapes_dir))?;
+    commit::replace_file(&dir.join(format::SHAPES_ARE_FLAT_FILE), &format::encode_flag(false))
+}
+
+fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
+    values
+        .iter()
+        .map(|&v| i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("{v} does not fit in int64"))))
+        .collect()
+}
+
+/// Start and end offsets of consecutive items beginning at element `first`.
+fn offsets(first: u64, pending: &[(u64, Vec<u64>)]) -> Result<(Vec<i64>, Vec<i64>)> {
+    let mut at = first;
+    let mut starts = Vec::with_capacity(pending.len());
+    let mut ends = Vec::with_capacity(pending.len());
+    for (count, _) in pending {
+        starts.push(at);
+        at += count;
+        ends.push(at);
+    }
+    Ok((to_i64(&starts)?, to_i64(&ends)?))
+}
+
+/// Flat stored shapes: the length of a 1-D item, 0 for a 0-d one.
+fn flat_shapes(shapes: &[Vec<u64>]) -> Result<Vec<i64>> {
+    to_i64(
+        &shapes
+            .iter()
+            .map(|s| s.first().copied().unwrap_or(0))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Removes the files of a previous store in `dir` (if any): the flag first, so readers see an empty store.
+/// Files are unlinked, never truncated, so readers that mapped them keep valid memory.
+fn remove_store_files(dir: &Path) -> Result<()> {
+    let flag = dir.join(format::SHAPES_ARE_FLAT_FILE);
+    if files::exists(&flag)? {
+        fs::remove_file(&flag).map_err(Error::io(&flag))?;
+    }
+    for sub in [
+        format::STARTS_DIR,
+        format::ENDS_DIR,
+        format::FLATTENED_SHAPES_DIR,
+        format::SHAPES_DIR,
+        FLAT_SHAPES_BACKUP_DIR,
+        NESTED_SHAPES_TMP_DIR,
+    ] {
+        let path = dir.join(sub);
+        if files::exists(&path)? {
+            fs::remove_dir_all(&path).map_err(Error::io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(values: &[i16]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn values(store: &RaggedStore, index: i64) -> Vec<i16> {
+        let item = store.locate(index).unwrap();
+        let bytes = &store.region().bytes()[item.start as usize * 2..item.end as usize * 2];
+        bytes
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn pushed_items_appear_only_at_commit_and_sessions_commit_repeatedly() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("new/store");
+        let mut w = RaggedWriter::append(&d).unwrap();
+        w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
+        assert!(RaggedStore::open(&d, false).unwrap().is_none());
+        w.commit().unwrap();
+        w.push(Dtype::Int16, &le(&[3, 4, 5, 6]), &[2, 2]).unwrap();
+        assert_eq!(RaggedStore::open(&d, false).unwrap().unwrap().len(), 1);
+        w.commit().unwrap();
+        w.push(Dtype::Int16, &le(&[7]), &[]).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        assert_eq!(
+            (s.len(), values(&s, 0), values(&s, 1), values(&s, 2)),
+            (3, vec![1, 2], vec![3, 4, 5, 6], vec![7])
+        );
+        assert_eq!(s.locate(1).unwrap().shape, [2, 2]);
+        assert_eq!(
+            std::fs::read_dir(&d)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp"))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn replace_keeps_the_old_store_until_commit_and_old_readers_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        RaggedStore::create(dir.path(), Dtype::Int16, &[&le(&[9, 9, 9])], &[vec![3]]).unwrap();
+        let old = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let mut w = RaggedWriter::replace(dir.path()).unwrap();
+        w.push(Dtype::Int16, &le(&[1]), &[1]).unwrap();
+        assert_eq!(
+            values(&RaggedStore::open(dir.path(), false).unwrap().unwrap(), 0),
+            [9, 9, 9]
+        );
+        w.commit().unwrap();
+        assert_eq!(values(&old, 0), [9, 9, 9]);
+        assert_eq!(values(&RaggedStore::open(dir.path(), false).unwrap().unwrap(), 0), [1]);
+    }
+
+    #[test]
+    fn uncommitted_new_store_leaves_no_files_and_wrong_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RaggedWriter::append(dir.path()).unwrap();
+        w.push(Dtype::Int16, &le(&[1]), &[1]).unwrap();
+        assert!(matches!(
+            w.push(Dtype::Int32, &[0; 4], &[1]),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            w.push(Dtype::Int16, &[0; 3], &[1]),
+            Err(Error::InvalidArgument(_))
+        ));
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        crate::DenseStore::create(dir.path(), Dtype::Int16, &[1], &le(&[5])).unwrap();
+        assert!(matches!(
+            RaggedWriter::append(dir.path()),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(crate::DenseStore::open(dir.path(), false).unwrap().bytes(), le(&[5]));
+    }
+}
