@@ -1,19 +1,28 @@
-"""Batches of ``indexable[i]`` computed serially or in parallel (``n_jobs``, joblib's loky processes), in
-index order, until ``len(indexable)`` or the first IndexError/KeyError.
+"""Batches of ``indexable[i]`` computed serially or in parallel (``n_jobs``: joblib's loky worker processes),
+in index order, until ``len(indexable)`` or the first IndexError/KeyError.
 
-In parallel the indexable is sent to each worker once (the executor's initializer), tasks are contiguous
-index ranges, and the next batch is computed while the current one is written. mmap-ninja 0.9.0 sent the
-indexable with every item, which made its parallel path slower than its serial one.
+In parallel the indexable is pickled once per call and each worker unpickles it once (small ones travel with
+the tasks, large ones through a temporary file); tasks are contiguous index ranges, the next batch computes
+while the current one is written, and the worker processes are reused across calls. mmap-ninja 0.9.0 sent
+the indexable with every item, which made its parallel path slower than its serial one.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from enum import Enum
 from typing import Any
 
 from .base import progress
+
+# Indexables pickled larger than this go to workers through a temporary file instead of with every task.
+_INLINE_BYTES = 1 << 20
+# Seconds an idle worker process waits for the next call before exiting.
+_IDLE_TIMEOUT = 60
 
 
 class _Exhausted(Enum):
@@ -23,7 +32,11 @@ class _Exhausted(Enum):
 
 
 EXHAUSTED = _Exhausted.exhausted
-_WORKER_GET: Callable[[int], Any] | None = None
+
+# In the parent: our own loky executor (not joblib's shared one) and its worker count, kept across calls.
+_EXECUTOR: tuple[int, Any] | None = None
+# In a worker: the unpickled item getter of the current call, by key.
+_WORKER_CACHE: dict[str, Callable[[int], Any]] = {}
 
 
 def _getter(indexable: Any) -> Callable[[int], Any]:
@@ -53,47 +66,72 @@ def _get_range(get: Callable[[int], Any], start: int, stop: int) -> list[Any]:
     return results
 
 
-def _init_worker(get: Callable[[int], Any]) -> None:
-    global _WORKER_GET
-    _WORKER_GET = get
+def _worker_range(key: str, payload: bytes | str, start: int, stop: int) -> list[Any]:
+    get = _WORKER_CACHE.get(key)
+    if get is None:
+        import cloudpickle
 
-
-def _worker_range(start: int, stop: int) -> list[Any]:
-    assert _WORKER_GET is not None
-    return _get_range(_WORKER_GET, start, stop)
+        if isinstance(payload, str):
+            with open(payload, "rb") as f:
+                payload = f.read()
+        _WORKER_CACHE.clear()
+        get = _WORKER_CACHE[key] = cloudpickle.loads(payload)
+    return _get_range(get, start, stop)
 
 
 class _Pool:
-    """A loky process pool whose workers each hold the indexable."""
+    """Loky worker processes (kept across calls, idle ones exit after a minute), fed one call's item getter."""
 
     def __init__(self, get: Callable[[int], Any], n_jobs: int) -> None:
         try:
+            import cloudpickle
             from joblib import effective_n_jobs
-            from joblib.externals.loky import get_reusable_executor
+            from joblib.externals.loky import ProcessPoolExecutor
         except ImportError as exc:
             raise ImportError("n_jobs needs joblib: pip install 'mmap_ninja[parallel]' (or use n_jobs=None)") from exc
+        global _EXECUTOR
         self.workers = effective_n_jobs(n_jobs)
-        self.executor = get_reusable_executor(
-            max_workers=self.workers, initializer=_init_worker, initargs=(get,), reuse=False
-        )
+        if _EXECUTOR is None or _EXECUTOR[0] != self.workers:
+            if _EXECUTOR is not None:
+                _EXECUTOR[1].shutdown(wait=False)
+            _EXECUTOR = (self.workers, ProcessPoolExecutor(max_workers=self.workers, timeout=_IDLE_TIMEOUT))
+        self.executor = _EXECUTOR[1]
+        self.key = uuid.uuid4().hex
+        pickled = cloudpickle.dumps(get)
+        self.file: str | None = None
+        self.payload: bytes | str = pickled
+        if len(pickled) > _INLINE_BYTES:
+            fd, self.file = tempfile.mkstemp(prefix="mmap_ninja_indexable_")
+            with os.fdopen(fd, "wb") as f:
+                f.write(pickled)
+            self.payload = self.file
 
     def _submit(self, start: int, stop: int) -> list[Future[list[Any]]]:
         chunk = max(1, -(-(stop - start) // (4 * self.workers)))
-        return [self.executor.submit(_worker_range, i, min(i + chunk, stop)) for i in range(start, stop, chunk)]
+        return [
+            self.executor.submit(_worker_range, self.key, self.payload, i, min(i + chunk, stop))
+            for i in range(start, stop, chunk)
+        ]
 
     def map(self, spans: Iterator[tuple[int, int]]) -> Iterator[list[Any]]:
         """Results of each span in order, the next span already computing while one is consumed."""
-        pending = None
-        for span in spans:
-            submitted = self._submit(*span)
+        pending: list[Future[list[Any]]] | None = None
+        try:
+            for span in spans:
+                submitted = self._submit(*span)
+                if pending is not None:
+                    yield [item for future in pending for item in future.result()]
+                pending = submitted
             if pending is not None:
                 yield [item for future in pending for item in future.result()]
-            pending = submitted
-        if pending is not None:
-            yield [item for future in pending for item in future.result()]
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
+        finally:
+            for future in pending or []:
+                future.cancel()
+            for future in pending or []:
+                if not future.cancelled():
+                    future.exception()
+            if self.file is not None:
+                os.unlink(self.file)
 
 
 def _spans(length: int | None, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -109,8 +147,7 @@ def collect_batches(indexable: Any, batch_size: int, n_jobs: int | None, verbose
     get = _getter(indexable)
     length = _length(indexable)
     spans = _spans(length, batch_size)
-    pool = None if n_jobs in (None, 1) else _Pool(get, n_jobs)  # type: ignore[arg-type]
-    batches = (_get_range(get, *span) for span in spans) if pool is None else pool.map(spans)
+    batches = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else _Pool(get, n_jobs).map(spans)  # type: ignore[arg-type]
     bar = progress(iter(()), verbose, total=length)
     try:
         for results in batches:
@@ -122,7 +159,7 @@ def collect_batches(indexable: Any, batch_size: int, n_jobs: int | None, verbose
             if len(items) < len(results):
                 return
     finally:
-        if pool is not None:
-            pool.close()
+        if hasattr(batches, "close"):
+            batches.close()
         if hasattr(bar, "close"):
             bar.close()

@@ -94,6 +94,11 @@ impl PyRaggedStore {
         items.into_iter().map(|item| view(flat, item, true)).collect()
     }
 
+    /// Bytes `gather(indices)` copies.
+    fn gather_nbytes(&self, py: Python<'_>, indices: PyBuffer<i64>) -> PyResult<usize> {
+        Ok(self.inner.gather_len(&payload::indices(py, &indices)?)?)
+    }
+
     /// Copies the items into one contiguous writable buffer with the GIL released and returns writable views
     /// into it (0-d items as 0-d arrays). `out`, a writable C-contiguous buffer of at least the batch's bytes,
     /// is reused when given; otherwise a new uint8 array is allocated.
