@@ -317,3 +317,16 @@ def test_from_generator_commits_every_batch_while_streaming(tmp_path: Path) -> N
 
     store = RaggedMmap.from_generator(tmp_path / "g", items(), batch_size=4)
     assert seen == [4, 8] and len(store) == 10 and store[9].tolist() == [9] * 10
+
+
+def test_gather_reuses_a_buffer_only_when_no_view_of_it_is_alive(store: RaggedMmap) -> None:
+    first = store.gather([0, 1])
+    second = store.gather([0, 1])
+    assert not np.shares_memory(first[0], second[0])
+    base_id = id(first[0].base)  # an id, not a reference: holding the buffer would keep it in use
+    first[0][...] = 42
+    del first
+    third = store.gather([1, 0])
+    assert id(third[0].base) == base_id  # first's buffer, free again
+    assert third[0].tolist() == [7, 8] and third[1].tolist() == ITEMS[0].tolist()
+    assert not np.shares_memory(third[0], second[0])
