@@ -140,12 +140,15 @@ fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
     let shape_path = dir.join(format::SHAPE_FILE);
     let shape = format::parse_shape(&files::read_capped(&shape_path, format::MAX_METADATA_BYTES)?)
         .map_err(|reason| Error::corrupt(&shape_path, reason))?;
+    // Memory order only matters from two axes on (offset columns and flat buffers are 1-D): skip the read.
     let order_path = dir.join(format::ORDER_FILE);
-    let order = if files::exists(&order_path)? {
-        let text = files::read_text(&order_path, format::MAX_METADATA_BYTES)?;
-        Order::parse(text.trim()).ok_or_else(|| Error::corrupt(&order_path, format!("order {text:?} is not C or F")))?
-    } else {
-        Order::C
+    let order = match shape.len() {
+        0 | 1 => Order::C,
+        _ => match files::read_text_if_exists(&order_path, format::MAX_METADATA_BYTES)? {
+            None => Order::C,
+            Some(text) => Order::parse(text.trim())
+                .ok_or_else(|| Error::corrupt(&order_path, format!("order {text:?} is not C or F")))?,
+        },
     };
     Ok((dtype, shape, order))
 }

@@ -25,6 +25,15 @@ pub fn read_text(path: &Path, cap: u64) -> Result<String> {
     String::from_utf8(read_capped(path, cap)?).map_err(|_| Error::corrupt(path, "metadata is not UTF-8 text"))
 }
 
+/// Reads a small metadata file, `None` when it does not exist (one open instead of a stat and an open).
+pub fn read_text_if_exists(path: &Path, cap: u64) -> Result<Option<String>> {
+    match read_text(path, cap) {
+        Ok(text) => Ok(Some(text)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// True when `path` exists (an I/O error other than not-found is reported, not hidden).
 pub fn exists(path: &Path) -> Result<bool> {
     path.try_exists().map_err(Error::io(path))

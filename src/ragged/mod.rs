@@ -53,10 +53,10 @@ pub struct RaggedStore {
 impl RaggedStore {
     /// Opens `dir`. `Ok(None)` is an empty store: the directory exists but nothing was committed yet.
     pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
-        if !files::exists(dir)? {
-            return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
-        }
         if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
+            if !files::exists(dir)? {
+                return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+            }
             return Ok(None);
         }
         Self::open_committed(dir, writable, 0).map(Some)
@@ -266,9 +266,8 @@ fn open_shapes(dir: &Path, depth: u32) -> Result<Shapes> {
     if !files::exists(&shapes_dir)? && files::exists(&dir.join(FLAT_SHAPES_BACKUP_DIR))? {
         shapes_dir = dir.join(FLAT_SHAPES_BACKUP_DIR);
     }
-    let type_path = shapes_dir.join(format::TYPE_FILE);
-    let nested = files::exists(&type_path)?
-        && files::read_text(&type_path, format::MAX_METADATA_BYTES)?.trim() == StoreKind::Ragged.name();
+    let kind = files::read_text_if_exists(&shapes_dir.join(format::TYPE_FILE), format::MAX_METADATA_BYTES)?;
+    let nested = kind.is_some_and(|k| k.trim() == StoreKind::Ragged.name());
     if !nested {
         return Column::open(&shapes_dir).map(Shapes::Flat);
     }

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{RaggedStore, Shapes, FLAT_SHAPES_BACKUP_DIR};
+use super::{RaggedStore, FLAT_SHAPES_BACKUP_DIR};
 use crate::column::Column;
 use crate::commit::{self, Commit};
 use crate::dense;
@@ -22,12 +22,20 @@ const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
 /// Buffer between pushed items and the data file.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
+/// What a writer knows of the committed store: its item count and how it keeps shapes. Every index column is
+/// written at the item count (never at the column's own length, which a crashed writer may have left longer).
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    len: u64,
+    flat: bool,
+}
+
 /// A write session on one ragged store.
 #[derive(Debug)]
 pub struct RaggedWriter {
     dir: PathBuf,
     /// The committed store; `None` while the store is new (nothing committed yet).
-    store: Option<RaggedStore>,
+    store: Option<Committed>,
     dtype: Option<Dtype>,
     /// The open data file, from the first push on.
     data: Option<BufWriter<File>>,
@@ -54,7 +62,11 @@ impl RaggedWriter {
         }
         if files::exists(dir)? {
             if let Some(store) = RaggedStore::open(dir, false)? {
-                return Self::appending(dir, store);
+                let committed = Committed {
+                    len: store.len() as u64,
+                    flat: store.is_flat(),
+                };
+                return Self::appending(dir, store.dtype(), committed);
             }
         }
         Self::new_store(dir)
@@ -78,12 +90,11 @@ impl RaggedWriter {
         })
     }
 
-    fn appending(dir: &Path, store: RaggedStore) -> Result<RaggedWriter> {
-        let dtype = store.dtype();
+    fn appending(dir: &Path, dtype: Dtype, committed: Committed) -> Result<RaggedWriter> {
         let (data, next) = open_data_end(&dir.join(format::DATA_FILE), dtype)?;
         Ok(RaggedWriter {
             dir: dir.to_path_buf(),
-            store: Some(store),
+            store: Some(committed),
             dtype: Some(dtype),
             data: Some(data),
             data_tmp: None,
@@ -163,8 +174,10 @@ impl RaggedWriter {
         if files::exists(&backup)? {
             fs::remove_dir_all(&backup).map_err(Error::io(&backup))?;
         }
-        if !self.pending.is_empty() || self.store.is_some() {
-            self.store = RaggedStore::open(&self.dir, false)?;
+        if !self.pending.is_empty() {
+            let len = self.store.map_or(0, |c| c.len) + self.pending.len() as u64;
+            let flat = self.store.is_none_or(|c| c.flat) && self.pending.iter().all(|(_, s)| s.len() <= 1);
+            self.store = Some(Committed { len, flat });
         }
         self.pending.clear();
         Ok(())
@@ -188,24 +201,30 @@ impl RaggedWriter {
         let (starts, ends) = offsets(first, &self.pending)?;
         let counts = to_i64(&self.pending.iter().map(|(c, _)| *c).collect::<Vec<_>>())?;
         let shapes: Vec<Vec<u64>> = self.pending.iter().map(|(_, s)| s.clone()).collect();
-        match &self.store {
+        match self.store {
             None => self.stage_new(dtype, &starts, &ends, &counts, &shapes, commit)?,
-            Some(store) => {
-                store.ends.append(&ends, commit)?;
-                Column::open(&self.dir.join(format::FLATTENED_SHAPES_DIR))?.append(&counts, commit)?;
-                match &store.shapes {
-                    Shapes::Flat(col) if shapes.iter().all(|s| s.len() <= 1) => {
-                        col.append(&flat_shapes(&shapes)?, commit)?
-                    }
-                    Shapes::Flat(col) => convert_to_nested(&self.dir, col, store.len(), &shapes)?,
-                    Shapes::Nested(nested) => {
-                        let mut writer = RaggedWriter::appending(&nested.dir, (**nested).clone())?;
-                        writer.push_shapes(&shapes)?;
-                        writer.stage(commit)?;
-                    }
+            Some(Committed { len, flat }) => {
+                append_column(&self.dir.join(format::ENDS_DIR), len, &ends, false, commit)?;
+                append_column(
+                    &self.dir.join(format::FLATTENED_SHAPES_DIR),
+                    len,
+                    &counts,
+                    false,
+                    commit,
+                )?;
+                let shapes_dir = self.dir.join(format::SHAPES_DIR);
+                if flat && shapes.iter().all(|s| s.len() <= 1) {
+                    append_column(&shapes_dir, len, &flat_shapes(&shapes)?, true, commit)?;
+                } else if flat {
+                    convert_to_nested(&self.dir, len, &shapes)?;
+                } else {
+                    let committed = Committed { len, flat: true };
+                    let mut nested = RaggedWriter::appending(&shapes_dir, Dtype::Int64, committed)?;
+                    nested.push_shapes(&shapes)?;
+                    nested.stage(commit)?;
                 }
                 commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&[self.next]));
-                store.starts.append(&starts, commit)?;
+                append_column(&self.dir.join(format::STARTS_DIR), len, &starts, false, commit)?;
             }
         }
         Ok(())
@@ -282,14 +301,15 @@ fn open_data_end(path: &Path, dtype: Dtype) -> Result<(BufWriter<File>, u64)> {
 
 /// Rewrites a flat store's shapes as a nested store holding the committed and the pending shapes. The old
 /// column is kept as a backup until the commit lands, so readers always find a valid shapes directory.
-fn convert_to_nested(dir: &Path, col: &Column, len: usize, pending: &[Vec<u64>]) -> Result<()> {
+fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>]) -> Result<()> {
+    let col = Column::open(&dir.join(format::SHAPES_DIR))?;
     let tmp = dir.join(NESTED_SHAPES_TMP_DIR);
     if files::exists(&tmp)? {
         fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
     }
     let mut nested = RaggedWriter::replace(&tmp)?;
-    for i in 0..len {
-        nested.push_shapes(&[vec![super::col_value(col, i)?]])?;
+    for i in 0..len as usize {
+        nested.push_shapes(&[vec![super::col_value(&col, i)?]])?;
     }
     nested.push_shapes(pending)?;
     nested.commit()?;
@@ -299,6 +319,17 @@ fn convert_to_nested(dir: &Path, col: &Column, len: usize, pending: &[Vec<u64>])
     fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
     fs::rename(&tmp, &shapes_dir).map_err(Error::io(&shapes_dir))?;
     commit::replace_file(&dir.join(format::SHAPES_ARE_FLAT_FILE), &format::encode_flag(false))
+}
+
+/// Writes `values` into the int64 column in `dir` from row `at` on (the store's item count: rows past it are
+/// leftovers of an uncommitted write) and stages its new length.
+fn append_column(dir: &Path, at: u64, values: &[i64], two_d: bool, commit: &mut Commit) -> Result<()> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    commit::write_at(&dir.join(format::DATA_FILE), at * 8, &bytes)?;
+    let rows = at + values.len() as u64;
+    let shape: &[u64] = if two_d { &[rows, 1] } else { &[rows] };
+    commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));
+    Ok(())
 }
 
 fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
@@ -414,6 +445,40 @@ mod tests {
         w.commit().unwrap();
         assert_eq!(values(&old, 0), [9, 9, 9]);
         assert_eq!(values(&RaggedStore::open(dir.path(), false).unwrap().unwrap(), 0), [1]);
+    }
+
+    #[test]
+    fn columns_a_crashed_writer_left_longer_are_written_at_the_item_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        RaggedStore::create(d, Dtype::Int16, &[&le(&[1, 2])], &[vec![2]]).unwrap();
+        // A writer died after renaming ends/ and flattened_shapes/ shape files, before starts/.
+        for column in ["ends", "flattened_shapes"] {
+            let mut bytes = std::fs::read(d.join(column).join("data.ninja")).unwrap();
+            bytes.extend_from_slice(&999i64.to_le_bytes());
+            std::fs::write(d.join(column).join("data.ninja"), bytes).unwrap();
+            std::fs::write(d.join(column).join("shape.ninja"), format::encode_shape(&[2])).unwrap();
+        }
+        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
+        RaggedStore::extend(d, Dtype::Int16, &[&le(&[3, 4, 5])], &[vec![3]]).unwrap();
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        assert_eq!((s.len(), values(&s, 0), values(&s, 1)), (2, vec![1, 2], vec![3, 4, 5]));
+    }
+
+    #[test]
+    fn nested_shapes_grow_across_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RaggedWriter::append(dir.path()).unwrap();
+        for k in 1..=3u64 {
+            let n = (k * 2) as usize;
+            w.push(Dtype::Int16, &le(&vec![k as i16; n]), &[k, 2]).unwrap();
+            w.commit().unwrap();
+        }
+        drop(w);
+        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let shapes: Vec<_> = (0..3).map(|i| s.locate(i).unwrap().shape).collect();
+        assert_eq!(shapes, [vec![1, 2], vec![2, 2], vec![3, 2]]);
+        assert_eq!(values(&s, 2), [3; 6]);
     }
 
     #[test]
