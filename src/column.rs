@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use crate::commit::Commit;
+use crate::commit::{self, Commit};
 use crate::dense::DenseStore;
 use crate::error::{Error, Result};
-use crate::format::Dtype;
+use crate::format::{self, Dtype};
 
 /// An opened int64 column.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct Column {
 impl Column {
     /// Opens and validates the column in `dir`.
     pub fn open(dir: &Path) -> Result<Column> {
-        let store = DenseStore::open(dir, false)?;
+        let store = DenseStore::open_dir(dir, false)?;
         let shape = store.shape();
         let len = match (store.dtype(), shape) {
             (Dtype::Int64, [n]) | (Dtype::Int64, [n, 1]) => *n,
@@ -41,14 +41,8 @@ impl Column {
         let n = values.len() as u64;
         let shape: &[u64] = if two_d { &[n, 1] } else { &[n] };
         crate::dense::write_layout(dir, Dtype::Int64, shape, &[&encode(values)], commit)?;
-        commit.stage(dir.join(crate::format::TYPE_FILE), b"numpy".to_vec());
+        commit.stage(dir.join(format::TYPE_FILE), b"numpy".to_vec());
         Ok(())
-    }
-
-    /// Writes `values` past the committed end and stages the new length into `commit`.
-    pub fn append(&self, values: &[i64], commit: &mut Commit) -> Result<()> {
-        self.store
-            .append(Dtype::Int64, values.len() as u64, &encode(values), commit)
     }
 
     /// Number of committed values.
@@ -71,6 +65,31 @@ impl Column {
     }
 }
 
+/// Writes `values` into the column in `dir` from row `at` on and stages its new length (`two_d`: `(n, 1)`).
+/// Writers pass the store's item count as `at`: rows past it are leftovers of a write that never committed
+/// (a crashed writer may even have renamed this column's `shape.ninja`), so they are overwritten.
+pub fn write_rows(dir: &Path, at: u64, values: &[i64], two_d: bool, commit: &mut Commit) -> Result<()> {
+    commit::write_at(&dir.join(format::DATA_FILE), at * 8, &encode(values))?;
+    let rows = at + values.len() as u64;
+    let shape: &[u64] = if two_d { &[rows, 1] } else { &[rows] };
+    commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));
+    Ok(())
+}
+
+/// Start and end offsets of consecutive items of the given lengths, the first starting at `first`.
+pub fn offsets(first: u64, lengths: impl IntoIterator<Item = u64>) -> Result<(Vec<i64>, Vec<i64>)> {
+    let (mut starts, mut ends) = (Vec::new(), Vec::new());
+    let mut at = first;
+    for length in lengths {
+        let end = at.checked_add(length).filter(|&e| i64::try_from(e).is_ok());
+        let end = end.ok_or_else(|| Error::InvalidArgument("offsets exceed int64".into()))?;
+        starts.push(at as i64);
+        ends.push(end as i64);
+        at = end;
+    }
+    Ok((starts, ends))
+}
+
 fn encode(values: &[i64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -85,9 +104,8 @@ mod tests {
         let mut c = Commit::default();
         Column::create(dir.path(), &[1, -2], true, &mut c).unwrap();
         c.apply().unwrap();
-        let col = Column::open(dir.path()).unwrap();
         let mut c = Commit::default();
-        col.append(&[7], &mut c).unwrap();
+        write_rows(dir.path(), 2, &[7], true, &mut c).unwrap();
         c.apply().unwrap();
         let col = Column::open(dir.path()).unwrap();
         assert_eq!(col.len(), 3);

@@ -23,8 +23,14 @@ pub struct DenseStore {
 }
 
 impl DenseStore {
-    /// Opens and validates `dir`; `writable` maps the data read-write (mode `r+`).
+    /// Opens and validates `dir`; `writable` maps the data read-write (mode `r+`). Reads are consistent with
+    /// one commit: if a writer replaces `shape.ninja` meanwhile, the open starts again.
     pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
+        files::open_consistent(&dir.join(format::SHAPE_FILE), || Self::open_dir(dir, writable))
+    }
+
+    /// Opens `dir` without the consistency check (for directories inside a store that checks its own).
+    pub(crate) fn open_dir(dir: &Path, writable: bool) -> Result<DenseStore> {
         let (dtype, shape, order) = read_layout(dir)?;
         let data_path = dir.join(format::DATA_FILE);
         let byte_len = format::byte_len(&shape, dtype)
@@ -47,7 +53,12 @@ impl DenseStore {
     }
 
     /// Writes a new C-order dense directory holding `payload` (little-endian elements), replacing any old one.
+    /// The old `shape.ninja` goes first, so the store cannot be opened half-replaced (it is missing meanwhile).
     pub fn create(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
+        let shape_path = dir.join(format::SHAPE_FILE);
+        if files::exists(&shape_path)? {
+            std::fs::remove_file(&shape_path).map_err(Error::io(&shape_path))?;
+        }
         let mut commit = Commit::default();
         write_layout(dir, dtype, shape, &[payload], &mut commit)?;
         commit.stage(dir.join(format::TYPE_FILE), StoreKind::Numpy.name().into());
@@ -57,7 +68,7 @@ impl DenseStore {
     /// Appends `rows` rows (little-endian, C order) to the C-order dense directory `dir`.
     pub fn extend(dir: &Path, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
         let mut commit = Commit::default();
-        DenseStore::open(dir, false)?.append(dtype, rows, payload, &mut commit)?;
+        DenseStore::open_dir(dir, false)?.append(dtype, rows, payload, &mut commit)?;
         commit.apply()
     }
 

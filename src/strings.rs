@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::column::Column;
+use crate::column::{self, Column};
 use crate::commit::{self, Commit};
 use crate::error::{Error, Result};
 use crate::files;
@@ -117,8 +117,14 @@ pub struct StringStore {
 }
 
 impl StringStore {
-    /// Opens `dir`. `Ok(None)` is an empty store (nothing committed yet).
+    /// Opens `dir`. `Ok(None)` is an empty store (nothing committed yet). Reads are consistent with one
+    /// commit: if a writer commits meanwhile, the open starts again.
     pub fn open(dir: &Path) -> Result<Option<StringStore>> {
+        let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
+        files::open_consistent(&marker, || Self::open_committed(dir))
+    }
+
+    fn open_committed(dir: &Path) -> Result<Option<StringStore>> {
         if !files::exists(dir)? {
             return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
         }
@@ -234,10 +240,11 @@ impl StringStore {
         let encoded = store.encode(items)?;
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
         let first = commit::append_aligned(&dir.join(format::DATA_FILE), 1, &parts)?;
-        let (starts, ends) = byte_offsets(first, &encoded)?;
+        let (starts, ends) = column::offsets(first, encoded.iter().map(|e| e.len() as u64))?;
         let mut commit = Commit::default();
-        store.ends.append(&ends, &mut commit)?;
-        store.starts.append(&starts, &mut commit)?;
+        let len = store.len as u64;
+        column::write_rows(&dir.join(format::ENDS_DIR), len, &ends, false, &mut commit)?;
+        column::write_rows(&dir.join(format::STARTS_DIR), len, &starts, false, &mut commit)?;
         commit.apply()
     }
 
@@ -277,7 +284,7 @@ impl StringStore {
         };
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
         commit::replace_file_parts(&dir.join(format::DATA_FILE), &parts)?;
-        let (starts, ends) = byte_offsets(0, &encoded)?;
+        let (starts, ends) = column::offsets(0, encoded.iter().map(|e| e.len() as u64))?;
         let mut commit = Commit::default();
         Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
         Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;
@@ -301,20 +308,6 @@ fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> 
     let codec = Codec::new(options.level, dictionary, &dict_path)?;
     commit::replace_file(&dir.join(format::ZSTD_LEVEL_FILE), options.level.to_string().as_bytes())?;
     Ok(codec)
-}
-
-fn byte_offsets<B: AsRef<[u8]>>(first: u64, encoded: &[B]) -> Result<(Vec<i64>, Vec<i64>)> {
-    let mut at = i64::try_from(first).map_err(|_| Error::InvalidArgument("data file too large".into()))?;
-    let mut starts = Vec::with_capacity(encoded.len());
-    let mut ends = Vec::with_capacity(encoded.len());
-    for e in encoded {
-        starts.push(at);
-        at = at
-            .checked_add(e.as_ref().len() as i64)
-            .ok_or_else(|| Error::InvalidArgument("offsets overflow".into()))?;
-        ends.push(at);
-    }
-    Ok((starts, ends))
 }
 
 fn not_utf8(path: &Path, i: usize) -> Error {
@@ -378,6 +371,19 @@ mod tests {
             assert_eq!(s.get(-1).unwrap(), "tail");
             assert!(s.set(0, "x").is_err());
         }
+    }
+
+    #[test]
+    fn ends_a_crashed_writer_left_longer_are_written_at_the_item_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        StringStore::create(d, &["a", "b"], None).unwrap();
+        StringStore::extend(d, &["lost"]).unwrap();
+        // As if that extend died after renaming ends/shape.ninja, before starts/shape.ninja.
+        fs::write(d.join("starts/shape.ninja"), crate::format::encode_shape(&[2])).unwrap();
+        assert_eq!(StringStore::open(d).unwrap().unwrap().len(), 2);
+        StringStore::extend(d, &["new"]).unwrap();
+        assert_eq!(all(&StringStore::open(d).unwrap().unwrap()), ["a", "b", "new"]);
     }
 
     #[test]

@@ -52,18 +52,24 @@ pub struct RaggedStore {
 
 impl RaggedStore {
     /// Opens `dir`. `Ok(None)` is an empty store: the directory exists but nothing was committed yet.
+    /// Reads are consistent with one commit: if a writer commits meanwhile, the open starts again.
     pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
-        if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
-            if !files::exists(dir)? {
-                return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+        let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
+        files::open_consistent(&marker, || {
+            if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
+                if !files::exists(dir)? {
+                    return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+                }
+                return Ok(None);
             }
-            return Ok(None);
-        }
-        Self::open_committed(dir, writable, 0).map(Some)
+            Self::open_committed(dir, writable, 0).map(Some)
+        })
     }
 
     fn open_committed(dir: &Path, writable: bool, depth: u32) -> Result<RaggedStore> {
-        let data = DenseStore::open(dir, writable)?;
+        // starts/ first: writers replace it last, so every other file read after it is at least as new.
+        let starts = Column::open(&dir.join(format::STARTS_DIR))?;
+        let data = DenseStore::open_dir(dir, writable)?;
         let data_len = match data.shape() {
             [n] => *n,
             other => {
@@ -73,7 +79,6 @@ impl RaggedStore {
                 ))
             }
         };
-        let starts = Column::open(&dir.join(format::STARTS_DIR))?;
         let len = starts.len();
         let ends = Column::open(&dir.join(format::ENDS_DIR))?;
         require_len(&ends, len)?;

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{RaggedStore, FLAT_SHAPES_BACKUP_DIR};
-use crate::column::Column;
+use crate::column::{self, Column};
 use crate::commit::{self, Commit};
 use crate::dense;
 use crate::error::{Error, Result};
@@ -198,14 +198,14 @@ impl RaggedWriter {
             return Ok(());
         };
         let first = self.next - self.pending.iter().map(|(c, _)| c).sum::<u64>();
-        let (starts, ends) = offsets(first, &self.pending)?;
+        let (starts, ends) = column::offsets(first, self.pending.iter().map(|(c, _)| *c))?;
         let counts = to_i64(&self.pending.iter().map(|(c, _)| *c).collect::<Vec<_>>())?;
         let shapes: Vec<Vec<u64>> = self.pending.iter().map(|(_, s)| s.clone()).collect();
         match self.store {
             None => self.stage_new(dtype, &starts, &ends, &counts, &shapes, commit)?,
             Some(Committed { len, flat }) => {
-                append_column(&self.dir.join(format::ENDS_DIR), len, &ends, false, commit)?;
-                append_column(
+                column::write_rows(&self.dir.join(format::ENDS_DIR), len, &ends, false, commit)?;
+                column::write_rows(
                     &self.dir.join(format::FLATTENED_SHAPES_DIR),
                     len,
                     &counts,
@@ -214,7 +214,7 @@ impl RaggedWriter {
                 )?;
                 let shapes_dir = self.dir.join(format::SHAPES_DIR);
                 if flat && shapes.iter().all(|s| s.len() <= 1) {
-                    append_column(&shapes_dir, len, &flat_shapes(&shapes)?, true, commit)?;
+                    column::write_rows(&shapes_dir, len, &flat_shapes(&shapes)?, true, commit)?;
                 } else if flat {
                     convert_to_nested(&self.dir, len, &shapes)?;
                 } else {
@@ -224,7 +224,7 @@ impl RaggedWriter {
                     nested.stage(commit)?;
                 }
                 commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&[self.next]));
-                append_column(&self.dir.join(format::STARTS_DIR), len, &starts, false, commit)?;
+                column::write_rows(&self.dir.join(format::STARTS_DIR), len, &starts, false, commit)?;
             }
         }
         Ok(())
@@ -321,35 +321,11 @@ fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>]) -> Result<()> {
     commit::replace_file(&dir.join(format::SHAPES_ARE_FLAT_FILE), &format::encode_flag(false))
 }
 
-/// Writes `values` into the int64 column in `dir` from row `at` on (the store's item count: rows past it are
-/// leftovers of an uncommitted write) and stages its new length.
-fn append_column(dir: &Path, at: u64, values: &[i64], two_d: bool, commit: &mut Commit) -> Result<()> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    commit::write_at(&dir.join(format::DATA_FILE), at * 8, &bytes)?;
-    let rows = at + values.len() as u64;
-    let shape: &[u64] = if two_d { &[rows, 1] } else { &[rows] };
-    commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));
-    Ok(())
-}
-
 fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
     values
         .iter()
         .map(|&v| i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("{v} does not fit in int64"))))
         .collect()
-}
-
-/// Start and end offsets of consecutive items beginning at element `first`.
-fn offsets(first: u64, pending: &[(u64, Vec<u64>)]) -> Result<(Vec<i64>, Vec<i64>)> {
-    let mut at = first;
-    let mut starts = Vec::with_capacity(pending.len());
-    let mut ends = Vec::with_capacity(pending.len());
-    for (count, _) in pending {
-        starts.push(at);
-        at += count;
-        ends.push(at);
-    }
-    Ok((to_i64(&starts)?, to_i64(&ends)?))
 }
 
 /// Flat stored shapes: the length of a 1-D item, 0 for a 0-d one.
