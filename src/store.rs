@@ -16,6 +16,27 @@ pub fn kind(dir: &Path) -> Result<StoreKind> {
     })
 }
 
+/// Refuses to open `dir` as `expected` when its `type.ninja` names another kind (a missing file is fine: an
+/// empty directory, or a store the reference wrote before it had type files).
+pub fn require_kind(dir: &Path, expected: StoreKind) -> Result<()> {
+    let Some(text) = files::read_text_if_exists(&dir.join(format::TYPE_FILE), format::MAX_METADATA_BYTES)? else {
+        return Ok(());
+    };
+    match StoreKind::parse(text.trim()) {
+        Some(kind) if kind == expected => Ok(()),
+        Some(kind) => Err(Error::InvalidArgument(format!(
+            "{} holds a {} store, not a {} one",
+            dir.display(),
+            kind.name(),
+            expected.name()
+        ))),
+        None => Err(Error::UnknownStoreType {
+            path: dir.join(format::TYPE_FILE),
+            name: text.chars().take(64).collect(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

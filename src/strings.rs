@@ -128,6 +128,7 @@ impl StringStore {
         if !files::exists(dir)? {
             return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
         }
+        crate::store::require_kind(dir, StoreKind::String)?;
         if !files::exists(&dir.join(format::STARTS_DIR).join(format::SHAPE_FILE))? {
             return Ok(None);
         }

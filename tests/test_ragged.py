@@ -63,7 +63,7 @@ def test_every_index_form(store: RaggedMmap, index: object, expected: object) ->
             assert np.array_equal(g, store[e])
 
 
-@pytest.mark.parametrize("index", [4, -5, [0, 4], np.array([True, False])])
+@pytest.mark.parametrize("index", [4, -5, [0, 4], np.array([True, False]), 2**70, np.uint64(2**63), [2**63]])
 def test_out_of_range_raises_index_error(store: RaggedMmap, index: object) -> None:
     with pytest.raises(IndexError):
         store[index]
@@ -233,7 +233,8 @@ def test_gather_copies_into_one_writable_buffer(store: RaggedMmap) -> None:
     assert all(v.flags.writeable and not np.shares_memory(v, store._flat) for v in views)
     base = views[0].base
     assert all(v.base is base for v in views)
-    assert_item_equal(views[0], ITEMS[0]) and int(views[1]) == 9
+    assert_item_equal(views[0], ITEMS[0])
+    assert int(views[1]) == 9
     views[0][...] = -1
     assert store[0].tolist() == ITEMS[0].tolist()
     assert [v.tolist() for v in store.__getitems__([1, 3])] == [[7, 8], []]
@@ -330,3 +331,21 @@ def test_gather_reuses_a_buffer_only_when_no_view_of_it_is_alive(store: RaggedMm
     assert id(third[0].base) == base_id  # first's buffer, free again
     assert third[0].tolist() == [7, 8] and third[1].tolist() == ITEMS[0].tolist()
     assert not np.shares_memory(third[0], second[0])
+
+
+def test_gather_refuses_an_out_overlapping_the_store(tmp_path: Path) -> None:
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(8, dtype=np.uint8), np.arange(8, dtype=np.uint8)])
+    writable = RaggedMmap(tmp_path / "r", mode="r+")
+    with pytest.raises(ValueError, match="overlap"):
+        writable.gather([1], out=writable._flat)
+
+
+def test_opening_another_kind_of_store_is_refused(tmp_path: Path) -> None:
+    from mmap_ninja.string import StringsMmap
+
+    StringsMmap.from_strings(tmp_path / "s", ["abc"])
+    with pytest.raises(ValueError, match="string store"):
+        RaggedMmap(tmp_path / "s")
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
+    with pytest.raises(ValueError, match="ragged store"):
+        StringsMmap(tmp_path / "r")[0]

@@ -73,6 +73,11 @@ def test_index_errors_and_close(tmp_path: Path) -> None:
         store[2]
     with pytest.raises(IndexError):
         StringsMmap(tmp_path / "missing")[0]
+    with pytest.raises(IndexError):
+        StringsMmap(tmp_path / "missing")[[0]]
+    for bad in (2**70, -(2**70)):
+        with pytest.raises(IndexError):
+            store[bad]
     store.close()
     with pytest.raises(ValueError, match="closed"):
         store[0]

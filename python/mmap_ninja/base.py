@@ -172,4 +172,6 @@ def normalize_indices(item: Any, n: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise IndexError(f"only integers, slices, 1-D integer arrays and boolean masks are valid indices, not {item!r}")
+    if arr.dtype == np.uint64 and int(arr.max()) >= 2**63:
+        raise IndexError(f"index {int(arr.max())} is out of range for {n} items")
     return np.ascontiguousarray(arr, dtype=np.int64)

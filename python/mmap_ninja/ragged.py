@@ -90,11 +90,16 @@ class _GatherBuffers:
     page fault per 4 KiB (about 1 ms per MB on small VMs), writing into reused memory only the copy."""
 
     KEEP = 4
+    # The reuse test counts references; from CPython 3.14 on, borrowed stack references make that count
+    # unreliable, so there every batch gets a new buffer.
+    ENABLED = sys.version_info < (3, 14)
 
     def __init__(self) -> None:
         self._buffers: list[np.ndarray] = []
 
     def take(self, nbytes: int) -> np.ndarray:
+        if not self.ENABLED:
+            return np.empty(nbytes, np.uint8)
         for buf in self._buffers:
             # Referenced only by this list, the loop variable and getrefcount's argument: no view is alive.
             if buf.nbytes >= nbytes and sys.getrefcount(buf) <= 3:
@@ -157,7 +162,10 @@ class RaggedMmap:
     def get_single(self, item: Any) -> Any:
         if self._store is None:
             raise IndexError("RaggedMmap is empty!")
-        res = self._store.get(operator.index(item))
+        try:
+            res = self._store.get(operator.index(item))
+        except OverflowError:
+            raise IndexError(f"index {item} is out of range for {len(self)} items") from None
         return res if self.wrapper_fn is None else self._wrap(res)
 
     def get_multiple(self, item: Any) -> list[Any]:
@@ -189,7 +197,7 @@ class RaggedMmap:
         return self.gather(indices)
 
     def __getitem__(self, item: Any) -> Any:
-        if type(item) is int and self.wrapper_fn is None and self._store is not None:
+        if type(item) is int and self.wrapper_fn is None and self._store is not None and -(2**63) <= item < 2**63:
             return self._store.get(item)
         if np.isscalar(item):
             return self.get_single(item)

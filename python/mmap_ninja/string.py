@@ -55,16 +55,22 @@ class StringsMmap:
         store = self._native_store()
         if store is None:
             raise IndexError("StringsMmap is empty!")
-        return store.get(operator.index(item))
+        try:
+            return store.get(operator.index(item))
+        except OverflowError:
+            raise IndexError(f"index {item} is out of range for {len(store)} strings") from None
 
     def get_multiple(self, item: Any) -> list[str]:
         store = self._native_store()
+        indices = normalize_indices(item, 0 if store is None else len(store))
         if store is None:
+            if len(indices):
+                raise IndexError("StringsMmap is empty!")
             return []
-        return store.get_many(normalize_indices(item, len(store)))
+        return store.get_many(indices)
 
     def __getitem__(self, item: Any) -> Any:
-        if type(item) is int and self._store is not None:
+        if type(item) is int and self._store is not None and -(2**63) <= item < 2**63:
             return self._store.get(item)
         if np.isscalar(item):
             return self.get_single(item)

@@ -118,6 +118,11 @@ impl PyRaggedStore {
         };
         let mut buffer = PyUntypedBuffer::get(&out)?;
         let bytes = bytes_of_mut(&mut buffer)?;
+        let mapped = self.inner.region().bytes().as_ptr_range();
+        let target = bytes.as_ptr_range();
+        if target.start < mapped.end && mapped.start < target.end {
+            return Err(PyValueError::new_err("out must not overlap the store's own mapping"));
+        }
         if bytes.len() < needed {
             return Err(PyValueError::new_err(format!(
                 "out holds {} bytes; this batch needs {needed}",

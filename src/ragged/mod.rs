@@ -56,6 +56,7 @@ impl RaggedStore {
     pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
         let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
         files::open_consistent(&marker, || {
+            crate::store::require_kind(dir, StoreKind::Ragged)?;
             if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
                 if !files::exists(dir)? {
                     return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));

@@ -50,16 +50,7 @@ pub struct RaggedWriter {
 impl RaggedWriter {
     /// Opens `dir` (created with its parents when missing) to append items.
     pub fn append(dir: &Path) -> Result<RaggedWriter> {
-        if files::exists(&dir.join(format::TYPE_FILE))? {
-            let kind = crate::store::kind(dir)?;
-            if kind != StoreKind::Ragged {
-                return Err(Error::InvalidArgument(format!(
-                    "{} holds a {} store, not a ragged one",
-                    dir.display(),
-                    kind.name()
-                )));
-            }
-        }
+        crate::store::require_kind(dir, StoreKind::Ragged)?;
         if files::exists(dir)? {
             if let Some(store) = RaggedStore::open(dir, false)? {
                 let committed = Committed {
