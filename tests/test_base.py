@@ -49,3 +49,13 @@ def test_no_pickle_or_eval_on_any_read_path() -> None:
     pattern = re.compile(r"pickle|\beval\(|\bexec\(")
     offenders = [p.name for p in package.glob("*.py") if p.name != "parallel.py" and pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_reference_parallel_helpers() -> None:
+    from mmap_ninja.parallel import ParallelBatchCollector, make_indexable
+
+    squares = make_indexable(lambda i: i * i, length=5)
+    assert len(squares) == 5 and squares[3] == 9
+    assert list(ParallelBatchCollector(squares, 2).batches()) == [[0, 1], [4, 9], [16]]
+    endless = make_indexable(lambda i: i if i < 3 else [][i])
+    assert list(ParallelBatchCollector(endless, 2).batches()) == [[0, 1], [2]]

@@ -163,3 +163,41 @@ def collect_batches(indexable: Any, batch_size: int, n_jobs: int | None, verbose
             batches.close()
         if hasattr(bar, "close"):
             bar.close()
+
+
+class _IndexableWrap:
+    """A function of the index, indexable like a sequence (the reference's ``parallel._IndexableWrap``)."""
+
+    def __init__(self, func: Callable[[int], Any]) -> None:
+        self._func = func
+
+    def __getitem__(self, item: int) -> Any:
+        return self._func(item)
+
+    @property
+    def wrapped(self) -> Callable[[int], Any]:
+        return self._func
+
+
+class _IndexableLengthWrap(_IndexableWrap):
+    def __init__(self, func: Callable[[int], Any], length: int) -> None:
+        super().__init__(func)
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def make_indexable(func: Callable[[int], Any], length: int | None = None) -> _IndexableWrap:
+    """Wraps ``func(i)`` as an indexable (with ``len`` when ``length`` is given), as mmap-ninja 0.9.0 does."""
+    return _IndexableWrap(func) if length is None else _IndexableLengthWrap(func, length)
+
+
+class ParallelBatchCollector:
+    """The reference's batch collector: ``batches()`` yields lists of up to ``batch_size`` items."""
+
+    def __init__(self, indexable: Any, batch_size: int, n_jobs: int | None = None, verbose: bool = False) -> None:
+        self.indexable, self.batch_size, self.n_jobs, self.verbose = indexable, batch_size, n_jobs, verbose
+
+    def batches(self) -> Iterator[list[Any]]:
+        return collect_batches(self.indexable, self.batch_size, self.n_jobs, self.verbose)
