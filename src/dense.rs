@@ -26,7 +26,9 @@ impl DenseStore {
     /// Opens and validates `dir`; `writable` maps the data read-write (mode `r+`). Reads are consistent with
     /// one commit: if a writer replaces `shape.ninja` meanwhile, the open starts again.
     pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
-        files::open_consistent(&dir.join(format::SHAPE_FILE), || Self::open_dir(dir, writable))
+        let marker = dir.join(format::SHAPE_FILE);
+        let missing = || Err(Error::io(&marker)(std::io::ErrorKind::NotFound.into()));
+        files::open_consistent(&marker, || Self::open_dir(dir, writable), missing)
     }
 
     /// Opens `dir` without the consistency check (for directories inside a store that checks its own).

@@ -42,33 +42,39 @@ pub fn exists(path: &Path) -> Result<bool> {
 /// How many times `open_consistent` tries before giving up on a store that keeps changing.
 const OPEN_ATTEMPTS: usize = 100;
 
-/// Device, inode, size and change times of `path` (`None` when missing): a rename over the file changes them
-/// (the times and size too, should the file system hand the freed inode number to the new file).
-fn identity(path: &Path) -> Result<Option<[i64; 6]>> {
+/// Device and inode of `path`, `None` when missing.
+fn identity(path: &Path) -> Result<Option<(u64, u64)>> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
-        Ok(m) => Ok(Some([
-            m.dev() as i64,
-            m.ino() as i64,
-            m.size() as i64,
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-        ])),
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(Error::io(path)(err)),
     }
 }
 
 /// Runs `open` (which reads several files of one store) until no commit landed while it ran: `marker` is the
-/// file a writer replaces last, so an unchanged marker means every file read belongs to the same commit.
-pub fn open_consistent<T>(marker: &Path, mut open: impl FnMut() -> Result<T>) -> Result<T> {
+/// file a writer replaces last, so a marker still naming the same file means every file read belongs to one
+/// commit. The marker is held open meanwhile, so its inode number cannot be freed and handed to a new file.
+/// A missing marker is answered by `missing` without reading anything else (reading other files then could
+/// mix two commits that both came and went while the marker was absent).
+pub fn open_consistent<T>(
+    marker: &Path,
+    mut open: impl FnMut() -> Result<T>,
+    missing: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    use std::os::unix::fs::MetadataExt;
     for _ in 0..OPEN_ATTEMPTS {
-        let before = identity(marker)?;
+        let held = match std::fs::File::open(marker) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return missing(),
+            Err(err) => return Err(Error::io(marker)(err)),
+        };
+        let before = held.metadata().map(|m| (m.dev(), m.ino())).map_err(Error::io(marker))?;
         let result = open();
-        if identity(marker)? == before {
+        if identity(marker)? == Some(before) {
             return result;
         }
+        drop(held);
         std::thread::yield_now();
     }
     Err(Error::corrupt(

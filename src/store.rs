@@ -37,6 +37,14 @@ pub fn require_kind(dir: &Path, expected: StoreKind) -> Result<()> {
     }
 }
 
+/// An existing directory that may hold an empty store of kind `expected` (a missing directory is not found).
+pub fn require_empty_dir(dir: &Path, expected: StoreKind) -> Result<()> {
+    if !files::exists(dir)? {
+        return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+    }
+    require_kind(dir, expected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,7 +121,8 @@ impl StringStore {
     /// commit: if a writer commits meanwhile, the open starts again.
     pub fn open(dir: &Path) -> Result<Option<StringStore>> {
         let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
-        files::open_consistent(&marker, || Self::open_committed(dir))
+        let missing = || crate::store::require_empty_dir(dir, StoreKind::String).map(|()| None);
+        files::open_consistent(&marker, || Self::open_committed(dir), missing)
     }
 
     fn open_committed(dir: &Path) -> Result<Option<StringStore>> {

@@ -55,16 +55,16 @@ impl RaggedStore {
     /// Reads are consistent with one commit: if a writer commits meanwhile, the open starts again.
     pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
         let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
-        files::open_consistent(&marker, || {
+        let present = || {
             crate::store::require_kind(dir, StoreKind::Ragged)?;
             if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
-                if !files::exists(dir)? {
-                    return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
-                }
                 return Ok(None);
             }
             Self::open_committed(dir, writable, 0).map(Some)
-        })
+        };
+        // No starts/: nothing committed (writers remove the flag before starts/ and add it after).
+        let missing = || crate::store::require_empty_dir(dir, StoreKind::Ragged).map(|()| None);
+        files::open_consistent(&marker, present, missing)
     }
 
     fn open_committed(dir: &Path, writable: bool, depth: u32) -> Result<RaggedStore> {
