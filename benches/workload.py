@@ -361,7 +361,8 @@ class PeakAnon:
 
 
 def drop_page_cache(root: Path) -> None:
-    """Evicts every file of ``root`` from the page cache (pages mapped by a live process stay)."""
+    """Evicts every file of ``root`` from the page cache (pages mapped by a live process stay). Mirrors
+    ``mmap_ninja.bench.drop_cache``: this script also runs under the reference, which cannot import ours."""
     for path in sorted(root.rglob("*")):
         if path.is_file():
             fd = os.open(path, os.O_RDONLY)
