@@ -57,10 +57,7 @@ impl DenseStore {
     /// Writes a new C-order dense directory holding `payload` (little-endian elements), replacing any old one.
     /// The old `shape.ninja` goes first, so the store cannot be opened half-replaced (it is missing meanwhile).
     pub fn create(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
-        let shape_path = dir.join(format::SHAPE_FILE);
-        if files::exists(&shape_path)? {
-            std::fs::remove_file(&shape_path).map_err(Error::io(&shape_path))?;
-        }
+        files::remove_if_exists(&dir.join(format::SHAPE_FILE))?;
         let mut commit = Commit::default();
         write_layout(dir, dtype, shape, &[payload], &mut commit)?;
         commit.stage(dir.join(format::TYPE_FILE), StoreKind::Numpy.name().into());

@@ -25,13 +25,33 @@ pub fn read_text(path: &Path, cap: u64) -> Result<String> {
     String::from_utf8(read_capped(path, cap)?).map_err(|_| Error::corrupt(path, "metadata is not UTF-8 text"))
 }
 
-/// Reads a small metadata file, `None` when it does not exist (one open instead of a stat and an open).
-pub fn read_text_if_exists(path: &Path, cap: u64) -> Result<Option<String>> {
-    match read_text(path, cap) {
-        Ok(text) => Ok(Some(text)),
+/// `result` with a not-found I/O error turned into `None`.
+fn unless_missing<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err),
     }
+}
+
+/// Reads `path` whole (capped), `None` when it does not exist (one open instead of a stat and an open).
+pub fn read_if_exists(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
+    unless_missing(read_capped(path, cap))
+}
+
+/// Reads a small metadata file, `None` when it does not exist.
+pub fn read_text_if_exists(path: &Path, cap: u64) -> Result<Option<String>> {
+    unless_missing(read_text(path, cap))
+}
+
+/// Removes the file or directory tree at `path` if there is one (unlinking: memory mapped from it stays valid).
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(err) => Err(err),
+    };
+    unless_missing(removed.map_err(Error::io(path))).map(drop)
 }
 
 /// True when `path` exists (an I/O error other than not-found is reported, not hidden).
@@ -81,4 +101,26 @@ pub fn open_consistent<T>(
         marker,
         "the store kept changing while it was being opened",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_and_read_if_exists_treat_missing_as_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, tree) = (dir.path().join("f"), dir.path().join("t"));
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::fs::write(tree.join("sub/g"), b"y").unwrap();
+        assert_eq!(read_if_exists(&file, 8).unwrap(), Some(b"x".to_vec()));
+        for path in [&file, &tree] {
+            remove_if_exists(path).unwrap();
+            assert!(!path.exists());
+            remove_if_exists(path).unwrap();
+        }
+        assert_eq!(read_if_exists(&file, 8).unwrap(), None);
+        assert_eq!(read_text_if_exists(&file, 8).unwrap(), None);
+    }
 }

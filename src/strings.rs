@@ -3,7 +3,6 @@
 //! with a trained dictionary (`zstd_dict.ninja`), exactly as mmap-ninja 0.9.0 writes them.
 
 use std::borrow::Cow;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -41,17 +40,12 @@ impl std::fmt::Debug for Codec {
 impl Codec {
     fn open(dir: &Path) -> Result<Option<Codec>> {
         let level_path = dir.join(format::ZSTD_LEVEL_FILE);
-        if !files::exists(&level_path)? {
+        let Some(level) = files::read_text_if_exists(&level_path, format::MAX_METADATA_BYTES)? else {
             return Ok(None);
-        }
-        let level = format::parse_zstd_level(&files::read_text(&level_path, format::MAX_METADATA_BYTES)?)
-            .map_err(|reason| Error::corrupt(&level_path, reason))?;
-        let dict_path = dir.join(format::ZSTD_DICT_FILE);
-        let dictionary = if files::exists(&dict_path)? {
-            files::read_capped(&dict_path, format::MAX_ZSTD_DICT_BYTES)?
-        } else {
-            Vec::new()
         };
+        let level = format::parse_zstd_level(&level).map_err(|reason| Error::corrupt(&level_path, reason))?;
+        let dict_path = dir.join(format::ZSTD_DICT_FILE);
+        let dictionary = files::read_if_exists(&dict_path, format::MAX_ZSTD_DICT_BYTES)?.unwrap_or_default();
         Codec::new(level, dictionary, &dict_path).map(Some)
     }
 
@@ -261,17 +255,13 @@ impl StringStore {
     /// `items` writes only `type.ninja`, which both this library and mmap-ninja 0.9.0 open as empty.
     pub fn create(dir: &Path, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
         commit::create_dir(dir)?;
-        for sub in [format::STARTS_DIR, format::ENDS_DIR] {
-            let path = dir.join(sub);
-            if files::exists(&path)? {
-                fs::remove_dir_all(&path).map_err(Error::io(&path))?;
-            }
-        }
-        for name in [format::ZSTD_LEVEL_FILE, format::ZSTD_DICT_FILE] {
-            let path = dir.join(name);
-            if files::exists(&path)? {
-                fs::remove_file(&path).map_err(Error::io(&path))?;
-            }
+        for name in [
+            format::STARTS_DIR,
+            format::ENDS_DIR,
+            format::ZSTD_LEVEL_FILE,
+            format::ZSTD_DICT_FILE,
+        ] {
+            files::remove_if_exists(&dir.join(name))?;
         }
         commit::replace_file(&dir.join(format::TYPE_FILE), StoreKind::String.name().as_bytes())?;
         if items.is_empty() {
@@ -319,6 +309,7 @@ fn not_utf8(path: &Path, i: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn all(store: &StringStore) -> Vec<String> {
         (0..store.len() as i64)

@@ -161,10 +161,7 @@ impl RaggedWriter {
         let mut commit = Commit::default();
         self.stage(&mut commit)?;
         commit.apply()?;
-        let backup = self.dir.join(FLAT_SHAPES_BACKUP_DIR);
-        if files::exists(&backup)? {
-            fs::remove_dir_all(&backup).map_err(Error::io(&backup))?;
-        }
+        files::remove_if_exists(&self.dir.join(FLAT_SHAPES_BACKUP_DIR))?;
         if !self.pending.is_empty() {
             let len = self.store.map_or(0, |c| c.len) + self.pending.len() as u64;
             let flat = self.store.is_none_or(|c| c.flat) && self.pending.iter().all(|(_, s)| s.len() <= 1);
@@ -295,9 +292,7 @@ fn open_data_end(path: &Path, dtype: Dtype) -> Result<(BufWriter<File>, u64)> {
 fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>]) -> Result<()> {
     let col = Column::open(&dir.join(format::SHAPES_DIR))?;
     let tmp = dir.join(NESTED_SHAPES_TMP_DIR);
-    if files::exists(&tmp)? {
-        fs::remove_dir_all(&tmp).map_err(Error::io(&tmp))?;
-    }
+    files::remove_if_exists(&tmp)?;
     let mut nested = RaggedWriter::replace(&tmp)?;
     for i in 0..len as usize {
         nested.push_shapes(&[vec![super::col_value(&col, i)?]])?;
@@ -332,11 +327,8 @@ fn flat_shapes(shapes: &[Vec<u64>]) -> Result<Vec<i64>> {
 /// Removes the files of a previous store in `dir` (if any): the flag first, so readers see an empty store.
 /// Files are unlinked, never truncated, so readers that mapped them keep valid memory.
 fn remove_store_files(dir: &Path) -> Result<()> {
-    let flag = dir.join(format::SHAPES_ARE_FLAT_FILE);
-    if files::exists(&flag)? {
-        fs::remove_file(&flag).map_err(Error::io(&flag))?;
-    }
-    for sub in [
+    for name in [
+        format::SHAPES_ARE_FLAT_FILE,
         format::STARTS_DIR,
         format::ENDS_DIR,
         format::FLATTENED_SHAPES_DIR,
@@ -344,10 +336,7 @@ fn remove_store_files(dir: &Path) -> Result<()> {
         FLAT_SHAPES_BACKUP_DIR,
         NESTED_SHAPES_TMP_DIR,
     ] {
-        let path = dir.join(sub);
-        if files::exists(&path)? {
-            fs::remove_dir_all(&path).map_err(Error::io(&path))?;
-        }
+        files::remove_if_exists(&dir.join(name))?;
     }
     Ok(())
 }
