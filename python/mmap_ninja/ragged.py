@@ -187,9 +187,7 @@ class RaggedMmap:
             if len(idx):
                 raise IndexError("RaggedMmap is empty!")
             return []
-        if out is None:
-            out = self._gather_buffers.take(self._store.gather_nbytes(idx))
-        items = self._store.gather(idx, out)
+        items = self._store.gather(idx, out, self._gather_buffers.take)
         return items if self.wrapper_fn is None else [self.wrapper_fn(x) for x in items]
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:

@@ -94,27 +94,24 @@ impl PyRaggedStore {
         items.into_iter().map(|item| view(flat, item, true)).collect()
     }
 
-    /// Bytes `gather(indices)` copies.
-    fn gather_nbytes(&self, py: Python<'_>, indices: PyBuffer<i64>) -> PyResult<usize> {
-        Ok(self.inner.gather_len(&payload::indices(py, &indices)?)?)
-    }
-
     /// Copies the items into one contiguous writable buffer with the GIL released and returns writable views
-    /// into it (0-d items as 0-d arrays). `out`, a writable C-contiguous buffer of at least the batch's bytes,
-    /// is reused when given; otherwise a new uint8 array is allocated.
-    #[pyo3(signature = (indices, out = None))]
+    /// into it (0-d items as 0-d arrays). The buffer is `out` (a writable C-contiguous buffer of at least the
+    /// batch's bytes) when given, else `allocate(nbytes)` when given, else a new uint8 array.
+    #[pyo3(signature = (indices, out = None, allocate = None))]
     fn gather<'py>(
         &self,
         py: Python<'py>,
         indices: PyBuffer<i64>,
         out: Option<Bound<'py, PyAny>>,
+        allocate: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let indices = payload::indices(py, &indices)?;
-        let needed = self.inner.gather_len(&indices)?;
+        let items = self.inner.locate_many(&payload::indices(py, &indices)?)?;
+        let needed = self.inner.gather_len(&items)?;
         let numpy = py.import("numpy")?;
-        let out = match out {
-            Some(out) => out,
-            None => numpy.call_method1("empty", (needed, "uint8"))?,
+        let out = match (out, allocate) {
+            (Some(out), _) => out,
+            (None, Some(allocate)) => allocate.call1((needed,))?,
+            (None, None) => numpy.call_method1("empty", (needed, "uint8"))?,
         };
         let mut buffer = PyUntypedBuffer::get(&out)?;
         let bytes = bytes_of_mut(&mut buffer)?;
@@ -129,7 +126,7 @@ impl PyRaggedStore {
                 bytes.len()
             )));
         }
-        let placed = py.detach(|| self.inner.gather(&indices, bytes))?;
+        let placed = py.detach(|| self.inner.gather(items, bytes))?;
         drop(buffer);
         let dtype = self.flat.bind(py).getattr("dtype")?;
         let count = needed / self.inner.dtype().itemsize();

@@ -146,10 +146,9 @@ impl RaggedStore {
         indices.iter().map(|&i| self.locate(i)).collect()
     }
 
-    /// Copies the elements of `indices` back to back into `out` (at least `gather_len` bytes), in parallel
-    /// when the batch is large. Returns where each item landed in `out`, in elements, with its shape.
-    pub fn gather(&self, indices: &[i64], out: &mut [u8]) -> Result<Vec<Item>> {
-        let items = self.locate_many(indices)?;
+    /// Copies the elements of located `items` back to back into `out` (at least `gather_len(items)` bytes), in
+    /// parallel when the batch is large. Returns where each item landed in `out`, in elements, with its shape.
+    pub fn gather(&self, items: Vec<Item>, out: &mut [u8]) -> Result<Vec<Item>> {
         let itemsize = self.dtype().itemsize();
         let data = self.data.bytes();
         let mut copies: Vec<(&[u8], &mut [u8])> = Vec::with_capacity(items.len());
@@ -180,14 +179,17 @@ impl RaggedStore {
         Ok(placed)
     }
 
-    /// Bytes `gather(indices, ..)` needs.
-    pub fn gather_len(&self, indices: &[i64]) -> Result<usize> {
-        let elements: u64 = self
-            .locate_many(indices)?
+    /// Bytes `gather(items, ..)` needs.
+    pub fn gather_len(&self, items: &[Item]) -> Result<usize> {
+        items
             .iter()
-            .map(|item| item.end - item.start)
-            .sum();
-        Ok(elements as usize * self.dtype().itemsize())
+            .try_fold(0usize, |total, item| {
+                let bytes = usize::try_from(item.end - item.start)
+                    .ok()?
+                    .checked_mul(self.dtype().itemsize())?;
+                total.checked_add(bytes)
+            })
+            .ok_or_else(|| Error::InvalidArgument("the batch is larger than the address space".into()))
     }
 
     /// Locates item `i < len`, checking offsets and shape against the buffer.
@@ -423,9 +425,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         create_i32(dir.path(), &[1, 2, 3, 4, 5, 6, 7], &[vec![2], vec![], vec![2, 2]]).unwrap();
         let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
-        let indices = [2, 0, -2];
-        let mut out = vec![0u8; s.gather_len(&indices).unwrap()];
-        let placed = s.gather(&indices, &mut out).unwrap();
+        let items = s.locate_many(&[2, 0, -2]).unwrap();
+        let mut out = vec![0u8; s.gather_len(&items).unwrap()];
+        let placed = s.gather(items.clone(), &mut out).unwrap();
         let values: Vec<i32> = out
             .chunks_exact(4)
             .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
@@ -433,8 +435,8 @@ mod tests {
         assert_eq!(values, [4, 5, 6, 7, 1, 2, 3]);
         let spans: Vec<_> = placed.iter().map(|i| (i.start, i.end, i.shape.clone())).collect();
         assert_eq!(spans, [(0, 4, vec![2, 2]), (4, 6, vec![2]), (6, 7, vec![])]);
-        assert!(s.gather(&indices, &mut [0u8; 27]).is_err());
-        assert!(matches!(s.gather(&[3], &mut out), Err(Error::IndexOutOfRange { .. })));
+        assert!(s.gather(items, &mut [0u8; 27]).is_err());
+        assert!(matches!(s.locate_many(&[3]), Err(Error::IndexOutOfRange { .. })));
     }
 
     #[test]
