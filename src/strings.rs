@@ -119,14 +119,9 @@ impl StringStore {
         files::open_consistent(&marker, || Self::open_committed(dir), missing)
     }
 
+    /// Opens a store whose commit marker exists (`open_consistent` holds it meanwhile).
     fn open_committed(dir: &Path) -> Result<Option<StringStore>> {
-        if !files::exists(dir)? {
-            return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
-        }
         crate::store::require_kind(dir, StoreKind::String)?;
-        if !files::exists(&dir.join(format::STARTS_DIR).join(format::SHAPE_FILE))? {
-            return Ok(None);
-        }
         let starts = Column::open(&dir.join(format::STARTS_DIR))?;
         let len = starts.len();
         let ends = Column::open(&dir.join(format::ENDS_DIR))?;
