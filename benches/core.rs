@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mmap_ninja::{Dtype, RaggedStore, StringStore};
+use mmap_ninja::{Dtype, RaggedStore, StringStore, WriteOptions};
 
 const ITEMS: usize = 100_000;
 
@@ -12,7 +12,7 @@ fn ragged_store(dir: &std::path::Path) -> RaggedStore {
     let shapes: Vec<Vec<u64>> = (0..ITEMS).map(|i| vec![(i % 11 + 1) as u64]).collect();
     let items: Vec<Vec<u8>> = shapes.iter().map(|s| vec![7u8; s[0] as usize * 8]).collect();
     let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
-    RaggedStore::create(dir, Dtype::Int64, &slices, &shapes).unwrap();
+    RaggedStore::create(dir, &WriteOptions::default(), Dtype::Int64, &slices, &shapes).unwrap();
     RaggedStore::open(dir, false).unwrap().unwrap()
 }
 
@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
 
     let strings: Vec<String> = (0..ITEMS).map(|i| format!("string number {i} ü")).collect();
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
-    StringStore::create(&dir.path().join("strings"), &refs, None).unwrap();
+    StringStore::create(&dir.path().join("strings"), &WriteOptions::default(), &refs, None).unwrap();
     let store = StringStore::open(&dir.path().join("strings")).unwrap().unwrap();
     c.bench_function("string_get", |b| {
         b.iter(|| {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::commit::{self, Commit};
+use crate::commit::Commit;
 use crate::dense::DenseStore;
 use crate::error::{Error, Result};
 use crate::format::{self, Dtype};
@@ -65,11 +65,30 @@ impl Column {
     }
 }
 
+/// Item `i`'s `[start, end)` from the `starts` and `ends` columns of a store of `len` items whose data holds
+/// `limit` units. Items are stored back to back, so `start` must be where item `i - 1` ends (0 for the first)
+/// and `end` where item `i + 1` starts: a damaged offset is reported, never read as a mix of two items.
+pub fn span(starts: &Column, ends: &Column, i: usize, len: usize, limit: u64) -> Result<(u64, u64)> {
+    let (start, end) = (starts.get(i)?, ends.get(i)?);
+    let previous_end = if i == 0 { 0 } else { ends.get(i - 1)? };
+    let next_start = if i + 1 < len { starts.get(i + 1)? } else { end };
+    if start != previous_end || end != next_start || start < 0 || start > end || end as u64 > limit {
+        return Err(Error::corrupt(
+            starts.dir(),
+            format!(
+                "item {i} spans [{start}, {end}) but the previous item ends at {previous_end}, the next starts at \
+                 {next_start} and the data holds {limit}"
+            ),
+        ));
+    }
+    Ok((start as u64, end as u64))
+}
+
 /// Writes `values` into the column in `dir` from row `at` on and stages its new length (`two_d`: `(n, 1)`).
 /// Writers pass the store's item count as `at`: rows past it are leftovers of a write that never committed
 /// (a crashed writer may even have renamed this column's `shape.ninja`), so they are overwritten.
 pub fn write_rows(dir: &Path, at: u64, values: &[i64], two_d: bool, commit: &mut Commit) -> Result<()> {
-    commit::write_at(&dir.join(format::DATA_FILE), at * 8, &encode(values))?;
+    commit.write_at(&dir.join(format::DATA_FILE), at * 8, &[&encode(values)])?;
     let rows = at + values.len() as u64;
     let shape: &[u64] = if two_d { &[rows, 1] } else { &[rows] };
     commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));

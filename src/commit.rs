@@ -6,58 +6,41 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::lock::Wait;
 
-/// Writes `bytes` at `offset` of `path`, creating the file if needed. Used for positional tails: whatever
+/// Writes `parts` back to back at `offset` of `path`, creating the file if needed. Used for tails: whatever
 /// lies past the committed end is an uncommitted leftover that no reader looks at.
-pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(Error::io(path))?;
-    file.write_all_at(bytes, offset).map_err(Error::io(path))
-}
-
-/// Appends `parts` back to back at the end of `path` (creating it), after padding the file to a multiple of
-/// `align`. Small parts are coalesced; returns the offset the first byte was written at.
-pub fn append_aligned(path: &Path, align: u64, parts: &[&[u8]]) -> Result<u64> {
+pub(crate) fn write_at(path: &Path, offset: u64, parts: &[&[u8]]) -> Result<()> {
     let mut file = OpenOptions::new()
-        .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
         .map_err(Error::io(path))?;
-    let end = file.seek(SeekFrom::End(0)).map_err(Error::io(path))?;
-    let offset = end.div_ceil(align) * align;
     file.seek(SeekFrom::Start(offset)).map_err(Error::io(path))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     for part in parts {
         writer.write_all(part).map_err(Error::io(path))?;
     }
-    writer.flush().map_err(Error::io(path))?;
-    Ok(offset)
+    writer.flush().map_err(Error::io(path))
 }
 
-/// Replaces `path` with `bytes` atomically: readers see the old file or the new one, never a mix.
-pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    replace_file_parts(path, &[bytes])
-}
-
-/// Replaces `path` with `parts` written back to back, atomically (temporary file, then rename).
-pub fn replace_file_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
+/// Replaces `path` with `parts` written back to back, atomically (temporary file, then rename); `durable`
+/// flushes the temporary file to disk before the rename.
+fn replace_file_parts(path: &Path, parts: &[&[u8]], durable: bool) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut writer = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(Error::io(&tmp))?);
         for part in parts {
             writer.write_all(part).map_err(Error::io(&tmp))?;
         }
-        writer.into_inner().map_err(|e| Error::io(&tmp)(e.into_error()))?;
+        let file = writer.into_inner().map_err(|e| Error::io(&tmp)(e.into_error()))?;
+        if durable {
+            file.sync_all().map_err(Error::io(&tmp))?;
+        }
         fs::rename(&tmp, path).map_err(Error::io(path))
     })();
     if result.is_err() {
@@ -77,54 +60,155 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Metadata replacements staged during a write and applied in order at the end, so that the file that
-/// defines the store's length is renamed last.
+/// Flushes a file's (or a directory's entries') data to disk.
+fn sync(path: &Path) -> Result<()> {
+    #[cfg(test)]
+    tests::SYNCED.with_borrow_mut(|synced| synced.push(path.to_path_buf()));
+    File::open(path).and_then(|f| f.sync_all()).map_err(Error::io(path))
+}
+
+/// How a write goes about it: whether it waits for another writer, and whether it survives power loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// How long to wait for another writer of the same store (default: not at all).
+    pub wait: Wait,
+    /// fsync the data, then the commit, then the directories (default off: a commit survives the process
+    /// being killed at any moment, but not a power loss or kernel crash).
+    pub durable: bool,
+}
+
+/// One write: the files it wrote before committing, and the metadata replacements staged to be applied in
+/// order at the end, so that the file that defines the store's length is renamed last.
 #[derive(Default, Debug)]
 pub struct Commit {
+    durable: bool,
+    written: Vec<PathBuf>,
     staged: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl Commit {
+    /// A commit that is `durable` (see `WriteOptions`) or not.
+    pub fn new(durable: bool) -> Commit {
+        Commit {
+            durable,
+            ..Commit::default()
+        }
+    }
+
+    /// True when this commit flushes to disk.
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// Records a file the caller wrote itself, to be flushed before the commit when durable.
+    pub fn record(&mut self, path: PathBuf) {
+        self.written.push(path);
+    }
+
+    /// Writes `parts` at `offset` of `path` now (see `write_at`).
+    pub fn write_at(&mut self, path: &Path, offset: u64, parts: &[&[u8]]) -> Result<()> {
+        write_at(path, offset, parts)?;
+        self.record(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Replaces `path` by `parts` now (for files that readers only look at once the commit lands).
+    pub fn replace_now(&mut self, path: &Path, parts: &[&[u8]]) -> Result<()> {
+        replace_file_parts(path, parts, self.durable)?;
+        self.record(path.to_path_buf());
+        Ok(())
+    }
+
     /// Stages the replacement of `path` by `bytes`.
     pub fn stage(&mut self, path: PathBuf, bytes: Vec<u8>) {
         self.staged.push((path, bytes));
     }
 
-    /// Appends another commit's replacements after ours.
+    /// Appends another commit's files and replacements after ours.
     pub fn merge(&mut self, other: Commit) {
+        self.written.extend(other.written);
         self.staged.extend(other.staged);
     }
 
-    /// Applies every replacement in staging order.
-    pub fn apply(self) -> Result<()> {
-        for (path, bytes) in self.staged {
-            replace_file(&path, &bytes)?;
+    /// Applies every replacement in staging order. When durable: the written files are flushed first, then
+    /// every replacement but the last and the directories holding them, and only then the last one (the
+    /// store's length) and its directory.
+    pub fn apply(mut self) -> Result<()> {
+        let last = self.staged.pop();
+        if self.durable {
+            self.written.iter().try_for_each(|path| sync(path))?;
+        }
+        for (path, bytes) in &self.staged {
+            replace_file_parts(path, &[bytes], self.durable)?;
+        }
+        if self.durable {
+            let paths = self.written.iter().chain(self.staged.iter().map(|(path, _)| path));
+            // Parents hold the renamed entries; grandparents the entries of directories this write created.
+            let mut dirs: Vec<&Path> = paths
+                .flat_map(|p| p.ancestors().skip(1).take(2))
+                .map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d })
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            dirs.into_iter().try_for_each(sync)?;
+        }
+        if let Some((path, bytes)) = last {
+            replace_file_parts(&path, &[&bytes], self.durable)?;
+            if let (true, Some(dir)) = (self.durable, path.parent()) {
+                sync(if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                })?;
+            }
         }
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Every path `sync` flushed on this thread, in order.
+        pub(crate) static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn commit_two(dir: &Path, durable: bool) -> Vec<PathBuf> {
+        SYNCED.with_borrow_mut(Vec::clear);
+        let mut commit = Commit::new(durable);
+        commit.write_at(&dir.join("data.ninja"), 0, &[b"rows"]).unwrap();
+        commit.stage(dir.join("ends.ninja"), b"e".to_vec());
+        commit.stage(dir.join("shape.ninja"), b"s".to_vec());
+        commit.apply().unwrap();
+        assert_eq!(fs::read(dir.join("shape.ninja")).unwrap(), b"s");
+        SYNCED.with_borrow(Clone::clone)
+    }
+
+    #[test]
+    fn durable_commit_flushes_data_then_directories_then_the_length() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        create_dir(&dir).unwrap();
+        assert!(commit_two(&dir, false).is_empty());
+        let synced = commit_two(&dir, true);
+        assert_eq!(synced[0], dir.join("data.ninja"));
+        assert!(synced.contains(&dir) && synced.contains(&tmp.path().to_path_buf()));
+        // The length file's directory is flushed last, after the other replacement's directory was.
+        assert_eq!(synced.last(), Some(&dir));
+        assert_eq!(synced.iter().filter(|p| **p == dir).count(), 2);
+    }
 
     #[test]
     fn replace_is_whole_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("shape.ninja");
-        replace_file(&p, b"one").unwrap();
-        replace_file(&p, b"two!").unwrap();
+        replace_file_parts(&p, &[b"one"], false).unwrap();
+        replace_file_parts(&p, &[b"tw", b"o!"], true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two!");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn append_aligned_pads_to_element_boundary() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("data.ninja");
-        assert_eq!(append_aligned(&p, 8, &[b"abc"]).unwrap(), 0);
-        assert_eq!(append_aligned(&p, 8, &[b"x", b"", b"y"]).unwrap(), 8);
-        assert_eq!(fs::read(&p).unwrap(), b"abc\0\0\0\0\0xy");
     }
 
     #[test]
@@ -132,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d");
         fs::write(&p, b"committedjunk!").unwrap();
-        write_at(&p, 9, b"NEW").unwrap();
+        write_at(&p, 9, &[b"NE", b"W"]).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"committedNEWk!");
     }
 }

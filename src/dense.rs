@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::commit::{self, Commit};
+use crate::commit::{self, Commit, WriteOptions};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, Order, StoreKind};
+use crate::lock::WriteLock;
 use crate::mmap::Region;
 
 /// An opened dense directory: validated metadata plus a mapping of its data file.
@@ -54,20 +55,25 @@ impl DenseStore {
         })
     }
 
-    /// Writes a new C-order dense directory holding `payload` (little-endian elements), replacing any old one.
-    /// The old `shape.ninja` goes first, so the store cannot be opened half-replaced (it is missing meanwhile).
-    pub fn create(dir: &Path, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
+    /// Locks `dir` and writes a new C-order dense directory holding `payload` (little-endian elements),
+    /// replacing any old one. The old `shape.ninja` goes first, so the store cannot be opened half-replaced
+    /// (it is missing meanwhile).
+    pub fn create(dir: &Path, options: &WriteOptions, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
+        let _lock = WriteLock::acquire(dir, options.wait)?;
+        crate::store::require_kind(dir, StoreKind::Numpy)?;
         files::remove_if_exists(&dir.join(format::SHAPE_FILE))?;
-        let mut commit = Commit::default();
+        let mut commit = Commit::new(options.durable);
         write_layout(dir, dtype, shape, &[payload], &mut commit)?;
         commit.stage(dir.join(format::TYPE_FILE), StoreKind::Numpy.name().into());
         commit.apply()
     }
 
-    /// Appends `rows` rows (little-endian, C order) to the C-order dense directory `dir`.
-    pub fn extend(dir: &Path, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
-        let mut commit = Commit::default();
-        DenseStore::open_dir(dir, false)?.append(dtype, rows, payload, &mut commit)?;
+    /// Locks `dir` and appends `rows` rows (little-endian, C order) to its C-order dense store, from the
+    /// committed end on.
+    pub fn extend(dir: &Path, options: &WriteOptions, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
+        let _lock = WriteLock::acquire(dir, options.wait)?;
+        let mut commit = Commit::new(options.durable);
+        DenseStore::open(dir, false)?.append(dtype, rows, payload, &mut commit)?;
         commit.apply()
     }
 
@@ -101,7 +107,7 @@ impl DenseStore {
                 &self.shape[1..]
             )));
         }
-        commit::write_at(&self.dir.join(format::DATA_FILE), self.byte_len as u64, payload)?;
+        commit.write_at(&self.dir.join(format::DATA_FILE), self.byte_len as u64, &[payload])?;
         commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&new_shape));
         Ok(())
     }
@@ -180,15 +186,15 @@ pub(crate) fn write_layout(
         )));
     }
     commit::create_dir(dir)?;
-    commit::replace_file_parts(&dir.join(format::DATA_FILE), parts)?;
+    commit.replace_now(&dir.join(format::DATA_FILE), parts)?;
     write_meta(dir, dtype, shape, commit)
 }
 
 /// Writes `dtype.ninja` and `order.ninja` (C) of a dense directory whose data file is already in place, and
 /// stages its `shape.ninja` into `commit`.
 pub(crate) fn write_meta(dir: &Path, dtype: Dtype, shape: &[u64], commit: &mut Commit) -> Result<()> {
-    commit::replace_file(&dir.join(format::DTYPE_FILE), dtype.name().as_bytes())?;
-    commit::replace_file(&dir.join(format::ORDER_FILE), Order::C.name().as_bytes())?;
+    commit.replace_now(&dir.join(format::DTYPE_FILE), &[dtype.name().as_bytes()])?;
+    commit.replace_now(&dir.join(format::ORDER_FILE), &[Order::C.name().as_bytes()])?;
     commit.stage(dir.join(format::SHAPE_FILE), format::encode_shape(shape));
     Ok(())
 }
@@ -205,8 +211,15 @@ mod tests {
     fn create_open_extend() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("a/b");
-        DenseStore::create(&d, Dtype::Float32, &[2, 2], &le(&[1.0, 2.0, 3.0, 4.0])).unwrap();
-        DenseStore::extend(&d, Dtype::Float32, 1, &le(&[5.0, 6.0])).unwrap();
+        DenseStore::create(
+            &d,
+            &WriteOptions::default(),
+            Dtype::Float32,
+            &[2, 2],
+            &le(&[1.0, 2.0, 3.0, 4.0]),
+        )
+        .unwrap();
+        DenseStore::extend(&d, &WriteOptions::default(), Dtype::Float32, 1, &le(&[5.0, 6.0])).unwrap();
         let s = DenseStore::open(&d, false).unwrap();
         assert_eq!(s.shape(), [3, 2]);
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
@@ -217,9 +230,9 @@ mod tests {
     fn extend_rejects_mismatches() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        DenseStore::create(d, Dtype::Float32, &[1, 2], &le(&[1.0, 2.0])).unwrap();
-        assert!(DenseStore::extend(d, Dtype::Float64, 1, &[0; 16]).is_err());
-        assert!(DenseStore::extend(d, Dtype::Float32, 1, &[0; 4]).is_err());
+        DenseStore::create(d, &WriteOptions::default(), Dtype::Float32, &[1, 2], &le(&[1.0, 2.0])).unwrap();
+        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float64, 1, &[0; 16]).is_err());
+        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, 1, &[0; 4]).is_err());
         assert_eq!(DenseStore::open(d, false).unwrap().shape(), [1, 2]);
     }
 
@@ -227,7 +240,7 @@ mod tests {
     fn short_data_file_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        DenseStore::create(d, Dtype::Int64, &[2], &[0; 16]).unwrap();
+        DenseStore::create(d, &WriteOptions::default(), Dtype::Int64, &[2], &[0; 16]).unwrap();
         std::fs::write(d.join("shape.ninja"), format::encode_shape(&[3])).unwrap();
         assert!(matches!(DenseStore::open(d, false), Err(Error::Corrupt { .. })));
         std::fs::write(d.join("dtype.ninja"), "object").unwrap();

@@ -26,6 +26,12 @@ pub enum Error {
     /// A dtype outside the allowlist (bool, ints, uints, floats, complex).
     #[error("unsupported dtype {0:?}: only bool, (u)int8-64, float16-64 and complex64/128 can be stored")]
     UnsupportedDtype(String),
+    /// Another writer holds the store's lock (and the caller did not wait long enough for it).
+    #[error("{}: another writer is writing this store", path.display())]
+    Locked { path: PathBuf },
+    /// A writer used by a process other than the one that opened it (a forked child).
+    #[error("this writer belongs to process {owner}; process {current} (a forked child?) must open its own")]
+    ForeignProcess { owner: u32, current: u32 },
     /// The caller passed something inconsistent (wrong dtype, sizes that do not add up, ...).
     #[error("{0}")]
     InvalidArgument(String),

@@ -153,7 +153,7 @@ impl Order {
 
 /// Decodes `shape.ninja`: one little-endian u64 per axis (an empty file is a 0-d shape).
 pub fn parse_shape(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(format!("shape has {} bytes, not a multiple of 8", bytes.len()));
     }
     if bytes.len() / 8 > MAX_NDIM {

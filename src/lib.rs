@@ -2,7 +2,8 @@
 //!
 //! Three stores share one on-disk format with mmap-ninja 0.9.0 (see `format`): a dense array
 //! ([`DenseStore`]), a list of arrays of different shapes ([`RaggedStore`]) and a list of strings
-//! ([`StringStore`]). Writes append past the committed ends and become visible in one rename ([`commit`]).
+//! ([`StringStore`]). Writes append past the committed ends and become visible in one rename ([`commit`]), one
+//! writer at a time ([`lock`]).
 //! The `python` feature adds the PyO3 bindings (`mmap_ninja._native`).
 
 mod column;
@@ -11,6 +12,7 @@ pub mod dense;
 pub mod error;
 mod files;
 pub mod format;
+pub mod lock;
 pub mod mmap;
 pub mod ragged;
 pub mod store;
@@ -19,9 +21,11 @@ pub mod strings;
 #[cfg(feature = "python")]
 mod python;
 
+pub use commit::WriteOptions;
 pub use dense::DenseStore;
 pub use error::{Error, Result};
 pub use format::{Dtype, Order, StoreKind};
+pub use lock::{Wait, WriteLock};
 pub use mmap::Region;
 pub use ragged::{Item, RaggedStore};
 pub use strings::{StringStore, ZstdOptions};

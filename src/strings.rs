@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::column::{self, Column};
-use crate::commit::{self, Commit};
+use crate::commit::{self, Commit, WriteOptions};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, StoreKind};
+use crate::lock::WriteLock;
 use crate::mmap::Region;
 
 /// Compression options for a new store.
@@ -147,6 +148,19 @@ impl StringStore {
         self.len
     }
 
+    /// Keeps only the first `len` strings (a snapshot another process took, e.g. before pickling a reader).
+    pub fn limit(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Up to `max` faults of the store, found by decoding every string (offsets, zstd frames, UTF-8).
+    pub fn verify(&self, max: usize) -> Vec<Error> {
+        (0..self.len as i64)
+            .filter_map(|i| self.get(i).err())
+            .take(max)
+            .collect()
+    }
+
     /// True when no string is committed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -183,16 +197,7 @@ impl StringStore {
     }
 
     fn span(&self, i: usize) -> Result<(usize, usize)> {
-        let (start, end) = (self.starts.get(i)?, self.ends.get(i)?);
-        if start < 0 || start > end || end as u64 > self.data.len() as u64 {
-            return Err(Error::corrupt(
-                self.starts.dir(),
-                format!(
-                    "string {i} spans bytes [{start}, {end}) outside a data file of {}",
-                    self.data.len()
-                ),
-            ));
-        }
+        let (start, end) = column::span(&self.starts, &self.ends, i, self.len, self.data.len() as u64)?;
         Ok((start as usize, end as usize))
     }
 
@@ -212,27 +217,28 @@ impl StringStore {
                 value.len()
             )));
         }
-        commit::write_at(&self.dir.join(format::DATA_FILE), start as u64, value.as_bytes())
+        commit::write_at(&self.dir.join(format::DATA_FILE), start as u64, &[value.as_bytes()])
     }
 
-    /// Appends strings to the store in `dir`, creating an uncompressed one when empty.
-    pub fn extend(dir: &Path, items: &[&str]) -> Result<()> {
-        let existing = if files::exists(dir)? {
-            StringStore::open(dir)?
-        } else {
-            None
-        };
-        let Some(store) = existing else {
-            return Self::create(dir, items, None);
+    /// Locks `dir` and appends strings to its store, creating an uncompressed one when empty. The data goes
+    /// where the last committed string ends, over anything an interrupted writer left there.
+    pub fn extend(dir: &Path, options: &WriteOptions, items: &[&str]) -> Result<()> {
+        let _lock = WriteLock::acquire(dir, options.wait)?;
+        let Some(store) = StringStore::open(dir)? else {
+            return Self::create_locked(dir, options.durable, items, None);
         };
         if items.is_empty() {
             return Ok(());
         }
         let encoded = store.encode(items)?;
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
-        let first = commit::append_aligned(&dir.join(format::DATA_FILE), 1, &parts)?;
+        let mut commit = Commit::new(options.durable);
+        let first = match store.len {
+            0 => 0,
+            len => store.span(len - 1)?.1 as u64,
+        };
+        commit.write_at(&dir.join(format::DATA_FILE), first, &parts)?;
         let (starts, ends) = column::offsets(first, encoded.iter().map(|e| e.len() as u64))?;
-        let mut commit = Commit::default();
         let len = store.len as u64;
         column::write_rows(&dir.join(format::ENDS_DIR), len, &ends, false, &mut commit)?;
         column::write_rows(&dir.join(format::STARTS_DIR), len, &starts, false, &mut commit)?;
@@ -248,8 +254,14 @@ impl StringStore {
 
     /// Writes a new string store in `dir` holding `items`, replacing any store that was there. An empty
     /// `items` writes only `type.ninja`, which both this library and mmap-ninja 0.9.0 open as empty.
-    pub fn create(dir: &Path, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
-        commit::create_dir(dir)?;
+    pub fn create(dir: &Path, options: &WriteOptions, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
+        let _lock = WriteLock::acquire(dir, options.wait)?;
+        crate::store::require_kind(dir, StoreKind::String)?;
+        Self::create_locked(dir, options.durable, items, zstd)
+    }
+
+    fn create_locked(dir: &Path, durable: bool, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
+        let mut commit = Commit::new(durable);
         for name in [
             format::STARTS_DIR,
             format::ENDS_DIR,
@@ -258,21 +270,21 @@ impl StringStore {
         ] {
             files::remove_if_exists(&dir.join(name))?;
         }
-        commit::replace_file(&dir.join(format::TYPE_FILE), StoreKind::String.name().as_bytes())?;
         if items.is_empty() {
-            return Ok(());
+            commit.stage(dir.join(format::TYPE_FILE), StoreKind::String.name().into());
+            return commit.apply();
         }
+        commit.replace_now(&dir.join(format::TYPE_FILE), &[StoreKind::String.name().as_bytes()])?;
         let encoded: Vec<Cow<'_, [u8]>> = match zstd {
             None => items.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect(),
             Some(options) => {
-                let codec = new_codec(dir, items, options)?;
+                let codec = new_codec(dir, items, options, &mut commit)?;
                 codec.compress(items)?.into_iter().map(Cow::Owned).collect()
             }
         };
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
-        commit::replace_file_parts(&dir.join(format::DATA_FILE), &parts)?;
+        commit.replace_now(&dir.join(format::DATA_FILE), &parts)?;
         let (starts, ends) = column::offsets(0, encoded.iter().map(|e| e.len() as u64))?;
-        let mut commit = Commit::default();
         Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
         Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;
         commit.apply()
@@ -280,7 +292,7 @@ impl StringStore {
 }
 
 /// Trains the dictionary if asked, writes the level and dictionary files, and returns the codec.
-fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> {
+fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions, commit: &mut Commit) -> Result<Codec> {
     let dict_path = dir.join(format::ZSTD_DICT_FILE);
     let dictionary = match options.dictionary_size {
         None => Vec::new(),
@@ -288,12 +300,15 @@ fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> 
             let samples: Vec<&[u8]> = items.iter().map(|s| s.as_bytes()).collect();
             let dictionary = zstd::dict::from_samples(&samples, size)
                 .map_err(|e| Error::InvalidArgument(format!("cannot train a {size}-byte zstd dictionary: {e}")))?;
-            commit::replace_file(&dict_path, &dictionary)?;
+            commit.replace_now(&dict_path, &[&dictionary])?;
             dictionary
         }
     };
     let codec = Codec::new(options.level, dictionary, &dict_path)?;
-    commit::replace_file(&dir.join(format::ZSTD_LEVEL_FILE), options.level.to_string().as_bytes())?;
+    commit.replace_now(
+        &dir.join(format::ZSTD_LEVEL_FILE),
+        &[options.level.to_string().as_bytes()],
+    )?;
     Ok(codec)
 }
 
@@ -316,8 +331,8 @@ mod tests {
     fn create_extend_get_set() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("nested/s");
-        StringStore::create(&d, &["Torba", "", "日本語"], None).unwrap();
-        StringStore::extend(&d, &["🥷", "x"]).unwrap();
+        StringStore::create(&d, &WriteOptions::default(), &["Torba", "", "日本語"], None).unwrap();
+        StringStore::extend(&d, &WriteOptions::default(), &["🥷", "x"]).unwrap();
         let s = StringStore::open(&d).unwrap().unwrap();
         assert_eq!(all(&s), ["Torba", "", "日本語", "🥷", "x"]);
         assert_eq!(s.get(-1).unwrap(), "x");
@@ -329,9 +344,9 @@ mod tests {
     #[test]
     fn empty_and_all_empty_stores() {
         let dir = tempfile::tempdir().unwrap();
-        StringStore::create(dir.path(), &[], None).unwrap();
+        StringStore::create(dir.path(), &WriteOptions::default(), &[], None).unwrap();
         assert!(StringStore::open(dir.path()).unwrap().is_none());
-        StringStore::extend(dir.path(), &["", ""]).unwrap();
+        StringStore::extend(dir.path(), &WriteOptions::default(), &["", ""]).unwrap();
         assert_eq!(all(&StringStore::open(dir.path()).unwrap().unwrap()), ["", ""]);
     }
 
@@ -345,6 +360,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             StringStore::create(
                 dir.path(),
+                &WriteOptions::default(),
                 &refs,
                 Some(ZstdOptions {
                     level: 3,
@@ -352,7 +368,7 @@ mod tests {
                 }),
             )
             .unwrap();
-            StringStore::extend(dir.path(), &["tail"]).unwrap();
+            StringStore::extend(dir.path(), &WriteOptions::default(), &["tail"]).unwrap();
             let s = StringStore::open(dir.path()).unwrap().unwrap();
             assert!(s.is_compressed());
             assert_eq!(all(&s)[..120], strings[..]);
@@ -365,21 +381,24 @@ mod tests {
     fn ends_a_crashed_writer_left_longer_are_written_at_the_item_count() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        StringStore::create(d, &["a", "b"], None).unwrap();
-        StringStore::extend(d, &["lost"]).unwrap();
+        StringStore::create(d, &WriteOptions::default(), &["a", "b"], None).unwrap();
+        StringStore::extend(d, &WriteOptions::default(), &["lost"]).unwrap();
         // As if that extend died after renaming ends/shape.ninja, before starts/shape.ninja.
         fs::write(d.join("starts/shape.ninja"), crate::format::encode_shape(&[2])).unwrap();
         assert_eq!(StringStore::open(d).unwrap().unwrap().len(), 2);
-        StringStore::extend(d, &["new"]).unwrap();
+        StringStore::extend(d, &WriteOptions::default(), &["new"]).unwrap();
         assert_eq!(all(&StringStore::open(d).unwrap().unwrap()), ["a", "b", "new"]);
     }
 
     #[test]
     fn invalid_utf8_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        StringStore::create(dir.path(), &["ab"], None).unwrap();
+        StringStore::create(dir.path(), &WriteOptions::default(), &["ab"], None).unwrap();
         fs::write(dir.path().join("data.ninja"), [0xff, 0xfe]).unwrap();
-        let s = StringStore::open(dir.path()).unwrap().unwrap();
+        let mut s = StringStore::open(dir.path()).unwrap().unwrap();
         assert!(matches!(s.get(0), Err(Error::Corrupt { .. })));
+        assert_eq!(s.verify(10).len(), 1);
+        s.limit(0);
+        assert!(s.verify(10).is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mmap_ninja::{DenseStore, Dtype, Error};
+use mmap_ninja::{DenseStore, Dtype, Error, WriteOptions};
 
 fn generation(k: i64) -> (Vec<u64>, Vec<u8>) {
     let rows = (k % 7 + 1) as usize;
@@ -20,7 +20,7 @@ fn dense_readers_never_mix_generations_of_a_replaced_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d");
     let (shape, bytes) = generation(0);
-    DenseStore::create(&path, Dtype::Int64, &shape, &bytes).unwrap();
+    DenseStore::create(&path, &WriteOptions::default(), Dtype::Int64, &shape, &bytes).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (path, stop) = (path.clone(), stop.clone());
@@ -29,7 +29,7 @@ fn dense_readers_never_mix_generations_of_a_replaced_store() {
             while !stop.load(Ordering::Relaxed) {
                 k += 1;
                 let (shape, bytes) = generation(k);
-                DenseStore::create(&path, Dtype::Int64, &shape, &bytes).unwrap();
+                DenseStore::create(&path, &WriteOptions::default(), Dtype::Int64, &shape, &bytes).unwrap();
             }
         })
     };

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mmap_ninja::{DenseStore, Dtype, RaggedStore, StringStore};
+use mmap_ninja::{DenseStore, Dtype, RaggedStore, StringStore, WriteOptions};
 
 fn golden(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -97,14 +97,27 @@ fn writes_the_same_bytes_as_the_reference() {
     ];
     let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     let shapes = [vec![2, 3], vec![4], vec![1, 2], vec![3, 1]];
-    RaggedStore::create(&out, Dtype::Int64, &slices, &shapes).unwrap();
+    RaggedStore::create(&out, &WriteOptions::default(), Dtype::Int64, &slices, &shapes).unwrap();
     assert_same_tree(&golden("ragged_mixed_ndim"), &out);
 
     let out = dir.path().join("strings_basic");
-    StringStore::create(&out, &["Torba", "", "Boiler", "a", "zele pitka", "", "popo"], None).unwrap();
+    StringStore::create(
+        &out,
+        &WriteOptions::default(),
+        &["Torba", "", "Boiler", "a", "zele pitka", "", "popo"],
+        None,
+    )
+    .unwrap();
     assert_same_tree(&golden("strings_basic"), &out);
 
     let out = dir.path().join("numpy_1d");
-    DenseStore::create(&out, Dtype::Int64, &[10], &i64_bytes(&(0..10).collect::<Vec<_>>())).unwrap();
+    DenseStore::create(
+        &out,
+        &WriteOptions::default(),
+        Dtype::Int64,
+        &[10],
+        &i64_bytes(&(0..10).collect::<Vec<_>>()),
+    )
+    .unwrap();
     assert_same_tree(&golden("numpy_1d"), &out);
 }

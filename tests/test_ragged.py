@@ -293,7 +293,9 @@ def test_native_layer_refuses_buffers_of_another_dtype_or_byte_order(tmp_path: P
     for bad in (np.arange(3, dtype=">i4"), np.arange(3, dtype=np.int64), np.arange(6, dtype=np.int32)[::2]):
         with pytest.raises((ValueError, BufferError)):
             writer.push("int32", [bad])
-    assert writer.pending == 0 and not (tmp_path / "r").exists()
+    assert writer.pending == 0
+    writer.close()  # the lock (and the directory it created) lives as long as the writer
+    assert not (tmp_path / "r").exists()
 
 
 def test_bad_input_never_costs_the_existing_store(tmp_path: Path) -> None:
@@ -349,3 +351,28 @@ def test_opening_another_kind_of_store_is_refused(tmp_path: Path) -> None:
     RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
     with pytest.raises(ValueError, match="ragged store"):
         StringsMmap(tmp_path / "r")[0]
+
+
+def test_readers_are_snapshots_that_refresh_without_shrinking(tmp_path: Path) -> None:
+    writer = RaggedMmap.from_lists(tmp_path / "r", [np.arange(2)])
+    reader = RaggedMmap(tmp_path / "r")
+    view = reader[0]
+    writer.extend([np.arange(3), np.arange(4)])
+    assert len(writer) == 3 and len(reader) == 1  # the reader's length does not change under it
+    assert reader.refresh() == 3 and reader[2].tolist() == [0, 1, 2, 3]
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(9)])  # replaced by a shorter store
+    assert reader.refresh() == 3 and reader[1].tolist() == [0, 1, 2]
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        len(reader)
+    assert view.tolist() == [0, 1]
+
+
+def test_verify_reports_what_open_does_not_check(tmp_path: Path) -> None:
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3), np.arange(4), np.arange(5)])
+    RaggedMmap(tmp_path / "r").verify()
+    shapes = np.fromfile(tmp_path / "r" / "shapes" / "data.ninja", dtype="<i8")
+    shapes[2] = 6
+    shapes.tofile(tmp_path / "r" / "shapes" / "data.ninja")
+    with pytest.raises(CorruptStoreError, match="item 2"):
+        RaggedMmap(tmp_path / "r").verify()

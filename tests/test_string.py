@@ -102,3 +102,15 @@ def test_corrupt_zstd_frame_raises(tmp_path: Path) -> None:
     (tmp_path / "s" / "data.ninja").write_bytes(bytes(data))
     with pytest.raises(CorruptStoreError, match="zstd"):
         StringsMmap(tmp_path / "s")[0]
+
+
+def test_readers_are_snapshots_that_refresh_and_verify_decodes_every_string(tmp_path: Path) -> None:
+    writer = StringsMmap.from_strings(tmp_path / "s", ["a", "bé"])
+    reader = StringsMmap(tmp_path / "s", mode="rb")
+    writer.extend(["c"])
+    assert (len(writer), len(reader), reader.refresh(), reader[2]) == (3, 2, 3, "c")
+    reader.verify()
+    data = tmp_path / "s" / "data.ninja"
+    data.write_bytes(data.read_bytes().replace("é".encode(), b"\xff\xfe"))
+    with pytest.raises(CorruptStoreError, match="UTF-8"):
+        StringsMmap(tmp_path / "s").verify()

@@ -83,6 +83,14 @@ class Wrapped:
         return len(self.data)
 
 
+def wait_seconds(wait: bool | float) -> float:
+    """A write's ``wait`` option in seconds: False fails at once when another writer holds the store's lock,
+    True waits until it is free, a number waits at most that many seconds."""
+    if isinstance(wait, bool):
+        return float("inf") if wait else 0.0
+    return float(wait)
+
+
 def check_batch_size(batch_size: int) -> int:
     size = operator.index(batch_size)
     if size < 1:

@@ -11,3 +11,12 @@ class CorruptStoreError(MmapNinjaError, ValueError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class StoreLockedError(MmapNinjaError, BlockingIOError):
+    """Another writer holds the store's lock (and the write did not wait long enough): nothing was written.
+    Pass ``wait=True`` (or a number of seconds) to wait for it instead."""
+
+
+class ForkedWriterError(MmapNinjaError, RuntimeError):
+    """A writer was used in a process forked from the one that opened it; the child must open its own."""

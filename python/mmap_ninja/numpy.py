@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import PathLike, from_generator_base
+from .base import PathLike, from_generator_base, wait_seconds
 
 _MODES = {
     "r": "r",
@@ -35,6 +35,28 @@ class _NinjaMemmap(np.memmap):
         arr = np.asarray(arr).view(np.ndarray)
         return arr[()] if return_scalar else arr
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The whole store pickles as its path, mode and row count; views of it (which do not carry
+        # `_ninja_store`) pickle their data as plain arrays.
+        reopen = self.__dict__.get("_ninja_store")
+        if reopen is None:
+            return np.asarray(self).view(np.ndarray).__reduce__()
+        return (_reopen, reopen)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return self.__reduce__()
+
+
+def _reopen(out_dir: str, mode: str, rows: int | None) -> np.memmap:
+    """Unpickles a dense store: reopened, limited to the rows the pickled array had."""
+    arr = open_existing(out_dir, mode)
+    if rows is None or arr.shape[0] <= rows:
+        return arr
+    limited = arr[:rows]
+    limited.__dict__.update(arr.__dict__)
+    limited._ninja_store = (out_dir, mode, rows)
+    return limited
+
 
 def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
     dtype = np.dtype(store.dtype).newbyteorder("<")
@@ -45,11 +67,13 @@ def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
     flat = np.frombuffer(store.buffer(), dtype=dtype)
     arr = flat.reshape(shape, order=store.order).view(_NinjaMemmap)
     arr.filename, arr.offset, arr.mode = data_file, 0, mode
+    arr._ninja_store = (str(out_dir), mode, shape[0] if shape else None)
     return arr
 
 
 def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
-    """Opens a dense store. ``mode`` "r" gives read-only views, "r+" writable ones, "c" copy-on-write."""
+    """Opens a dense store. ``mode`` "r" gives read-only views, "r+" writable ones, "c" copy-on-write. The
+    array pickles as its path, mode and length (a few hundred bytes); views of it pickle their data."""
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {sorted(_MODES)}; 'w+' would erase the store, use from_ndarray")
     mode = _MODES[mode]
@@ -58,10 +82,12 @@ def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
     return _memmap(store, out_dir, mode)
 
 
-def from_ndarray(out_dir: PathLike, arr: Any) -> np.memmap:
-    """Writes ``arr`` as a new dense store (creating parent directories) and opens it writable."""
+def from_ndarray(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durable: bool = False) -> np.memmap:
+    """Writes ``arr`` as a new dense store (creating parent directories) and opens it writable. The store is
+    locked meanwhile (``wait``: see ``RaggedMmap``); ``durable`` fsyncs the commit."""
     data = to_store(arr, None, "array")
-    _native.DenseStore.create(Path(out_dir), data.dtype.name, data.reshape(-1), list(data.shape))
+    flat, shape = data.reshape(-1), list(data.shape)
+    _native.DenseStore.create(Path(out_dir), data.dtype.name, flat, shape, wait_seconds(wait), durable)
     return open_existing(out_dir, mode="r+")
 
 
@@ -70,7 +96,7 @@ def _empty(out_dir: PathLike, dtype: Any, shape: tuple[int, ...], order: str) ->
     return from_ndarray(out_dir, np.zeros(shape, dtype=store_dtype(dtype)))
 
 
-def extend_dir(out_dir: PathLike, arr: Any) -> None:
+def extend_dir(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durable: bool = False) -> None:
     """Appends the rows of ``arr`` to the store in ``out_dir``; they become visible in one atomic step."""
     out_dir = Path(out_dir)
     store = _native.DenseStore(out_dir)
@@ -82,27 +108,42 @@ def extend_dir(out_dir: PathLike, arr: Any) -> None:
     if store.order == "F" and len(shape) > 1:
         # An F-order array (written by mmap-ninja 0.9.0) cannot grow by appending: rewrite it in C order.
         combined = np.concatenate([_memmap(store, out_dir, "r"), data]).copy(order="C")
-        _native.DenseStore.create(out_dir, data.dtype.name, combined.reshape(-1), list(combined.shape))
+        flat, shape = combined.reshape(-1), list(combined.shape)
+        _native.DenseStore.create(out_dir, data.dtype.name, flat, shape, wait_seconds(wait), durable)
         return
-    _native.DenseStore.extend(out_dir, data.dtype.name, data)
+    _native.DenseStore.extend(out_dir, data.dtype.name, data, wait_seconds(wait), durable)
 
 
-def extend(np_mmap: np.memmap, arr: Any) -> None:
+def extend(np_mmap: np.memmap, arr: Any, *, wait: bool | float = False, durable: bool = False) -> None:
     """Appends rows to the store that ``np_mmap`` was opened from."""
     filename = getattr(np_mmap, "filename", None)
     if filename is None:
         raise TypeError("extend needs an np.memmap opened by mmap_ninja (use extend_dir with a directory)")
-    extend_dir(Path(filename).parent, arr)
+    extend_dir(Path(filename).parent, arr, wait=wait, durable=durable)
 
 
-def append(np_mmap: np.memmap, arr: Any) -> None:
+def append(np_mmap: np.memmap, arr: Any, *, wait: bool | float = False, durable: bool = False) -> None:
     """Appends one row."""
-    extend(np_mmap, np.expand_dims(np.asarray(arr), axis=0))
+    extend(np_mmap, np.expand_dims(np.asarray(arr), axis=0), wait=wait, durable=durable)
 
 
 def from_generator(
-    out_dir: PathLike, sample_generator: Iterable[Any], batch_size: int, verbose: bool = False
+    out_dir: PathLike,
+    sample_generator: Iterable[Any],
+    batch_size: int,
+    verbose: bool = False,
+    *,
+    wait: bool | float = False,
+    durable: bool = False,
 ) -> np.memmap:
     """Builds a dense store from rows, writing every ``batch_size`` rows; returns the whole array."""
-    from_generator_base(out_dir, sample_generator, batch_size, from_ndarray, extend_fn=extend, verbose=verbose)
+    options = {"wait": wait, "durable": durable}
+    from_generator_base(
+        out_dir,
+        sample_generator,
+        batch_size,
+        lambda out, batch: from_ndarray(out, batch, **options),
+        extend_fn=lambda arr, batch: extend(arr, batch, **options),
+        verbose=verbose,
+    )
     return open_existing(out_dir, mode="r+")

@@ -14,7 +14,8 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import PathLike, check_batch_size, normalize_indices, progress
+from .base import PathLike, check_batch_size, normalize_indices, progress, wait_seconds
+from .errors import CorruptStoreError
 from .parallel import collect_batches
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
@@ -56,27 +57,37 @@ _CHUNK_BYTES = 8 << 20
 
 
 def _write(
-    out_dir: PathLike, items: Iterable[Any], batch_size: int, dtype: np.dtype[Any] | None, replace: bool
+    out_dir: PathLike,
+    items: Iterable[Any],
+    batch_size: int,
+    dtype: np.dtype[Any] | None,
+    replace: bool,
+    wait: bool | float,
+    durable: bool,
 ) -> None:
-    """Streams ``items`` into the store in ``out_dir``, committing every ``batch_size`` items and at the end."""
-    writer = _native.RaggedWriter(Path(out_dir), replace=replace)
-    if dtype is None and writer.dtype is not None:
-        dtype = np.dtype(writer.dtype).newbyteorder("<")
-    chunk: list[Any] = []
-    chunk_bytes = since_commit = 0
-    for item in items:
-        chunk.append(item)
-        chunk_bytes += getattr(item, "nbytes", 0)
-        since_commit += 1
-        if chunk_bytes >= _CHUNK_BYTES or since_commit == batch_size:
-            dtype = _push(writer, chunk, dtype)
-            chunk, chunk_bytes = [], 0
-            if since_commit == batch_size:
-                writer.commit()
-                since_commit = 0
-    if chunk:
-        _push(writer, chunk, dtype)
-    writer.commit()
+    """Streams ``items`` into the store in ``out_dir``, committing every ``batch_size`` items and at the end.
+    The store's lock is held throughout and released on return, also when ``items`` raises."""
+    writer = _native.RaggedWriter(Path(out_dir), replace=replace, wait=wait_seconds(wait), durable=durable)
+    try:
+        if dtype is None and writer.dtype is not None:
+            dtype = np.dtype(writer.dtype).newbyteorder("<")
+        chunk: list[Any] = []
+        chunk_bytes = since_commit = 0
+        for item in items:
+            chunk.append(item)
+            chunk_bytes += getattr(item, "nbytes", 0)
+            since_commit += 1
+            if chunk_bytes >= _CHUNK_BYTES or since_commit == batch_size:
+                dtype = _push(writer, chunk, dtype)
+                chunk, chunk_bytes = [], 0
+                if since_commit == batch_size:
+                    writer.commit()
+                    since_commit = 0
+        if chunk:
+            _push(writer, chunk, dtype)
+        writer.commit()
+    finally:
+        writer.close()
 
 
 def _push(writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None) -> np.dtype[Any]:
@@ -112,9 +123,20 @@ class _GatherBuffers:
         return buf
 
 
+def _reopen(out_dir: str, length: int, options: dict[str, Any]) -> RaggedMmap:
+    """Unpickles a RaggedMmap: the store reopened, limited to the items the pickled reader saw."""
+    return RaggedMmap._open(Path(out_dir), options, length)
+
+
 class RaggedMmap:
     """A list of numpy arrays of different shapes, stored in ``out_dir``. A missing or empty directory is an
-    empty map; ``append``/``extend`` create it."""
+    empty map; ``append``/``extend`` create it.
+
+    A reader is a snapshot: its length changes only through its own writes or ``refresh()``. Writes (``extend``,
+    ``append``) lock the store for their duration; ``wait`` says how long they wait for another writer (False:
+    raise ``StoreLockedError`` at once; True: until it is done; a number: that many seconds). ``durable``
+    flushes every commit to disk (fsync), so it survives a power loss, not only a crash of the process.
+    Pickling stores the path and options only (a few hundred bytes, whatever the store's size)."""
 
     def __init__(
         self,
@@ -126,25 +148,94 @@ class RaggedMmap:
         shapes_key: str = "shapes",
         flattened_shapes_key: str = "flattened_shapes",
         copy_before_wrapper_fn: bool = True,
+        *,
+        wait: bool | float = False,
+        durable: bool = False,
     ) -> None:
         _check_keys(
             starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
         )
         if mode not in _WRITABLE:
             raise ValueError(f"mode must be one of {sorted(_WRITABLE)}, not {mode!r}")
-        self.out_dir = Path(out_dir)
+        self._setup(Path(out_dir), wrapper_fn, mode, copy_before_wrapper_fn, wait, durable)
+        self._reload()
+
+    def _setup(
+        self,
+        out_dir: Path,
+        wrapper_fn: Callable[[Any], Any] | None,
+        mode: str,
+        copy_before_wrapper_fn: bool,
+        wait: bool | float,
+        durable: bool,
+    ) -> None:
+        self.out_dir = out_dir
         self.wrapper_fn = wrapper_fn
         self.mode = mode
         self.copy_before_wrapper_fn = copy_before_wrapper_fn
+        self.wait = wait
+        self.durable = durable
+        self._closed = False
         self._store: _native.RaggedStore | None = None
         self._flat: np.ndarray | None = None
         self._gather_buffers = _GatherBuffers()
-        self._reload()
 
-    def _reload(self) -> None:
-        store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode]) if self.out_dir.exists() else None
+    @classmethod
+    def _open(cls, out_dir: Path, options: dict[str, Any], limit: int) -> RaggedMmap:
+        self = cls.__new__(cls)
+        self._setup(out_dir, **options)
+        self._reload(limit)
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {
+            "wrapper_fn": self.wrapper_fn,
+            "mode": self.mode,
+            "copy_before_wrapper_fn": self.copy_before_wrapper_fn,
+            "wait": self.wait,
+            "durable": self.durable,
+        }
+        return (_reopen, (str(self.out_dir), len(self), options))
+
+    def _reload(self, limit: int | None = None) -> None:
+        store = None
+        if self.out_dir.exists():
+            store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode], limit)
         self._store = store
         self._flat = None if store is None else store.flat
+
+    def _opened(self) -> _native.RaggedStore | None:
+        if self._closed:
+            raise ValueError("this RaggedMmap is closed")
+        return self._store
+
+    def refresh(self) -> int:
+        """Picks up the items committed since this reader opened (or last refreshed) and returns the new length.
+        It never shrinks: should the store now hold fewer items (it was replaced), the reader keeps its own."""
+        old = len(self)
+        store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode]) if self.out_dir.exists() else None
+        if store is not None and len(store) >= old:
+            self._store, self._flat = store, store.flat
+        return len(self)
+
+    def verify(self) -> None:
+        """Checks every item's offsets and shape against the files (opening checks only what is O(1)); raises
+        ``CorruptStoreError`` naming the faults."""
+        store = self._opened()
+        faults = [] if store is None else store.verify()
+        if faults:
+            raise CorruptStoreError(f"{len(faults)} fault(s), first: {faults[0]}", str(self.out_dir))
+
+    def close(self) -> None:
+        """Releases this reader's mapping; later reads raise ValueError. Arrays it handed out stay valid."""
+        self._store = self._flat = None
+        self._closed = True
+
+    def __enter__(self) -> RaggedMmap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def dtype(self) -> np.dtype[Any] | None:
@@ -152,7 +243,8 @@ class RaggedMmap:
         return None if self._flat is None else self._flat.dtype
 
     def __len__(self) -> int:
-        return 0 if self._store is None else len(self._store)
+        store = self._opened()
+        return 0 if store is None else len(store)
 
     def _wrap(self, res: Any) -> Any:
         if self.copy_before_wrapper_fn:
@@ -160,7 +252,7 @@ class RaggedMmap:
         return self.wrapper_fn(res)  # type: ignore[misc]
 
     def get_single(self, item: Any) -> Any:
-        if self._store is None:
+        if self._opened() is None:
             raise IndexError("RaggedMmap is empty!")
         try:
             res = self._store.get(operator.index(item))
@@ -202,7 +294,7 @@ class RaggedMmap:
         return self.get_multiple(item)
 
     def set_single(self, idx: Any, value: Any) -> None:
-        if self._store is None:
+        if self._opened() is None:
             raise IndexError("RaggedMmap is empty!")
         start, end, _ = self._store.locate(operator.index(idx))
         assert self._flat is not None
@@ -232,8 +324,9 @@ class RaggedMmap:
         self.extend([array])
 
     def extend(self, arrays: Iterable[Any]) -> None:
-        """Appends items; they become visible together, in one atomic step, to every reader that reopens."""
-        _write(self.out_dir, arrays, sys.maxsize, self.dtype, replace=False)
+        """Appends items; they become visible together, in one atomic step, to readers that open or refresh."""
+        self._opened()
+        _write(self.out_dir, arrays, sys.maxsize, self.dtype, False, self.wait, self.durable)
         self._reload()
 
     def __repr__(self) -> str:
@@ -251,13 +344,16 @@ class RaggedMmap:
         ends_key: str = "ends",
         shapes_key: str = "shapes",
         flattened_shapes_key: str = "flattened_shapes",
+        *,
+        wait: bool | float = False,
+        durable: bool = False,
     ) -> RaggedMmap:
         """Writes ``lists`` as a new store (replacing any in ``out_dir``, creating parents) and opens it."""
         _check_keys(
             starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
         )
-        _write(out_dir, lists, sys.maxsize, None if dtype is None else store_dtype(dtype), replace=True)
-        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode)
+        _write(out_dir, lists, sys.maxsize, None if dtype is None else store_dtype(dtype), True, wait, durable)
+        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
 
     @classmethod
     def from_generator(
@@ -269,14 +365,18 @@ class RaggedMmap:
         dtype: Any = None,
         mode: str = "r+",
         wrapper_fn: Callable[[Any], Any] | None = None,
+        *,
+        wait: bool | float = False,
+        durable: bool = False,
         **keys: str,
     ) -> RaggedMmap:
         """Builds a new store from a generator. Items stream to disk as they come (memory stays bounded
         whatever ``batch_size``); every ``batch_size`` items are committed, so readers see them."""
         _check_keys(**keys)
         size = check_batch_size(batch_size)
-        _write(out_dir, progress(sample_generator, verbose), size, None if dtype is None else store_dtype(dtype), True)
-        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode)
+        items = progress(sample_generator, verbose)
+        _write(out_dir, items, size, None if dtype is None else store_dtype(dtype), True, wait, durable)
+        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
 
     @classmethod
     def from_indexable(

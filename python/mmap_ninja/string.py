@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from .base import PathLike, from_generator_base, normalize_indices, progress
+from .base import PathLike, from_generator_base, normalize_indices, progress, wait_seconds
+from .errors import CorruptStoreError
 
 _WRITABLE = {"rb": False, "r": False, "r+b": True, "r+": True}
 
@@ -23,24 +24,68 @@ def _checked(strings: Iterable[Any], verbose: bool) -> list[str]:
     return items
 
 
+def _reopen(out_dir: str, length: int, options: dict[str, Any]) -> StringsMmap:
+    """Unpickles a StringsMmap: the store reopened, limited to the strings the pickled reader saw."""
+    strings = StringsMmap.__new__(StringsMmap)
+    strings._setup(Path(out_dir), **options)
+    strings._reload(length)
+    return strings
+
+
 class StringsMmap:
-    """A list of strings stored in ``out_dir``. A missing or empty directory is an empty list."""
+    """A list of strings stored in ``out_dir``. A missing or empty directory is an empty list.
+
+    Like ``RaggedMmap``: a reader is a snapshot (``refresh()`` picks up appended strings), writes lock the
+    store (``wait``), ``durable`` fsyncs every commit, and pickling stores only the path and options."""
 
     def __init__(
-        self, out_dir: PathLike, mode: str = "r+b", starts_key: str = "starts", ends_key: str = "ends"
+        self,
+        out_dir: PathLike,
+        mode: str = "r+b",
+        starts_key: str = "starts",
+        ends_key: str = "ends",
+        *,
+        wait: bool | float = False,
+        durable: bool = False,
     ) -> None:
         if (starts_key, ends_key) != ("starts", "ends"):
             raise ValueError("custom starts_key/ends_key are not supported: stores use the standard directory names")
         if mode not in _WRITABLE:
             raise ValueError(f"mode must be one of {sorted(_WRITABLE)}, not {mode!r}")
-        self.out_dir = Path(out_dir)
-        self.mode = mode
-        self._closed = False
-        self._store: _native.StringStore | None = None
+        self._setup(Path(out_dir), mode, wait, durable)
         self._reload()
 
-    def _reload(self) -> None:
-        self._store = _native.StringStore.open(self.out_dir) if self.out_dir.exists() else None
+    def _setup(self, out_dir: Path, mode: str, wait: bool | float, durable: bool) -> None:
+        self.out_dir = out_dir
+        self.mode = mode
+        self.wait = wait
+        self.durable = durable
+        self._closed = False
+        self._store: _native.StringStore | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {"mode": self.mode, "wait": self.wait, "durable": self.durable}
+        return (_reopen, (str(self.out_dir), len(self), options))
+
+    def _reload(self, limit: int | None = None) -> None:
+        self._store = _native.StringStore.open(self.out_dir, limit) if self.out_dir.exists() else None
+
+    def refresh(self) -> int:
+        """Picks up the strings committed since this reader opened (or last refreshed) and returns the new
+        length. It never shrinks: should the store now hold fewer strings (it was replaced), the reader keeps
+        its own."""
+        old = len(self)
+        store = _native.StringStore.open(self.out_dir) if self.out_dir.exists() else None
+        if store is not None and len(store) >= old:
+            self._store = store
+        return len(self)
+
+    def verify(self) -> None:
+        """Decodes every string (offsets, zstd frames, UTF-8); raises ``CorruptStoreError`` naming the faults."""
+        store = self._native_store()
+        faults = [] if store is None else store.verify()
+        if faults:
+            raise CorruptStoreError(f"{len(faults)} fault(s), first: {faults[0]}", str(self.out_dir))
 
     def _native_store(self) -> _native.StringStore | None:
         if self._closed:
@@ -100,7 +145,8 @@ class StringsMmap:
     def extend(self, list_of_strings: Iterable[str], verbose: bool = False) -> None:
         """Appends strings; they become visible together, in one atomic step."""
         self._native_store()
-        _native.StringStore.extend(self.out_dir, _checked(list_of_strings, verbose))
+        strings = _checked(list_of_strings, verbose)
+        _native.StringStore.extend(self.out_dir, strings, wait_seconds(self.wait), self.durable)
         self._reload()
 
     def append(self, string: str) -> None:
@@ -125,12 +171,16 @@ class StringsMmap:
         verbose: bool = False,
         zstd_level: int | None = None,
         zstd_train_dictionary_size: int | None = None,
+        *,
+        wait: bool | float = False,
+        durable: bool = False,
     ) -> StringsMmap:
         """Writes ``strings`` as a new store (replacing any in ``out_dir``, creating parents). With
         ``zstd_level`` every string is one zstd frame, optionally with a dictionary trained on the strings."""
         items = _checked(strings, verbose)
-        _native.StringStore.create(Path(out_dir), items, zstd_level, zstd_train_dictionary_size)
-        return cls(out_dir, mode=mode, starts_key=starts_key, ends_key=ends_key)
+        level, size = zstd_level, zstd_train_dictionary_size
+        _native.StringStore.create(Path(out_dir), items, level, size, wait_seconds(wait), durable)
+        return cls(out_dir, mode=mode, starts_key=starts_key, ends_key=ends_key, wait=wait, durable=durable)
 
     @classmethod
     def from_generator(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::buffer::PyMappedBuffer;
+use super::options::locked;
 use super::payload::Items;
 use crate::dense::DenseStore;
 use crate::error::Error;
@@ -56,22 +57,43 @@ impl PyDenseStore {
     /// Writes the elements of `flat` (C-contiguous, little-endian `dtype`) as a new C-order dense directory
     /// of `shape` (which may be 0-d).
     #[staticmethod]
-    fn create(py: Python<'_>, path: PathBuf, dtype: &str, flat: Bound<'_, PyAny>, shape: Vec<u64>) -> PyResult<()> {
+    #[pyo3(signature = (path, dtype, flat, shape, wait = 0.0, durable = false))]
+    fn create(
+        py: Python<'_>,
+        path: PathBuf,
+        dtype: &str,
+        flat: Bound<'_, PyAny>,
+        shape: Vec<u64>,
+        wait: f64,
+        durable: bool,
+    ) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
         let items = Items::new(&[flat], dtype)?;
         let bytes = items.slices()?[0];
-        Ok(py.detach(|| DenseStore::create(&path, dtype, &shape, bytes))?)
+        locked(py, wait, durable, |options| {
+            DenseStore::create(&path, options, dtype, &shape, bytes)
+        })
     }
 
     /// Appends the rows of `array` (C-contiguous, little-endian `dtype`) to a C-order dense directory.
     #[staticmethod]
-    fn extend(py: Python<'_>, path: PathBuf, dtype: &str, array: Bound<'_, PyAny>) -> PyResult<()> {
+    #[pyo3(signature = (path, dtype, array, wait = 0.0, durable = false))]
+    fn extend(
+        py: Python<'_>,
+        path: PathBuf,
+        dtype: &str,
+        array: Bound<'_, PyAny>,
+        wait: f64,
+        durable: bool,
+    ) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
         let items = Items::new(&[array], dtype)?;
         let (bytes, shape) = (items.slices()?[0], items.shapes().swap_remove(0));
         let rows = *shape
             .first()
             .ok_or_else(|| Error::InvalidArgument("cannot append a 0-d array as rows".into()))?;
-        Ok(py.detach(|| DenseStore::extend(&path, dtype, rows, bytes))?)
+        locked(py, wait, durable, |options| {
+            DenseStore::extend(&path, options, dtype, rows, bytes)
+        })
     }
 }

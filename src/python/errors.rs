@@ -8,6 +8,8 @@ use pyo3::PyErr;
 use crate::error::Error;
 
 pyo3::import_exception!(mmap_ninja.errors, CorruptStoreError);
+pyo3::import_exception!(mmap_ninja.errors, StoreLockedError);
+pyo3::import_exception!(mmap_ninja.errors, ForkedWriterError);
 
 /// errno values for kinds raised without one (ENOENT, EACCES on every Unix this builds for).
 fn errno_of(source: &std::io::Error) -> Option<i32> {
@@ -33,6 +35,11 @@ impl From<Error> for PyErr {
             Error::Corrupt { path, .. } | Error::UnknownStoreType { path, .. } => {
                 CorruptStoreError::new_err((message, path.to_string_lossy().into_owned()))
             }
+            Error::Locked { path } => {
+                let text = "another writer is writing this store";
+                StoreLockedError::new_err((11, text, path.to_string_lossy().into_owned()))
+            }
+            Error::ForeignProcess { .. } => ForkedWriterError::new_err(message),
             Error::IndexOutOfRange { .. } => PyIndexError::new_err(message),
             Error::UnsupportedDtype(_) => PyTypeError::new_err(message),
             Error::InvalidArgument(_) => PyValueError::new_err(message),

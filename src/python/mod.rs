@@ -3,6 +3,7 @@
 mod buffer;
 mod dense;
 mod errors;
+mod options;
 mod payload;
 mod ragged;
 mod ragged_writer;

@@ -42,13 +42,16 @@ fn view<'py>(base: &Bound<'py, PyAny>, item: Item, scalars: bool) -> PyResult<Bo
 
 #[pymethods]
 impl PyRaggedStore {
-    /// Opens `path`; `None` for an empty store.
+    /// Opens `path`; `None` for an empty store. `limit` keeps only the first `limit` items (a snapshot).
     #[staticmethod]
-    #[pyo3(signature = (path, writable = false))]
-    fn open(py: Python<'_>, path: PathBuf, writable: bool) -> PyResult<Option<Self>> {
-        let Some(inner) = py.detach(|| RaggedStore::open(&path, writable))? else {
+    #[pyo3(signature = (path, writable = false, limit = None))]
+    fn open(py: Python<'_>, path: PathBuf, writable: bool, limit: Option<usize>) -> PyResult<Option<Self>> {
+        let Some(mut inner) = py.detach(|| RaggedStore::open(&path, writable))? else {
             return Ok(None);
         };
+        if let Some(limit) = limit {
+            inner.limit(limit);
+        }
         let bytes = inner.data_len() as usize * inner.dtype().itemsize();
         let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;
         let numpy = py.import("numpy")?;
@@ -61,6 +64,12 @@ impl PyRaggedStore {
 
     fn __len__(&self) -> usize {
         self.inner.len()
+    }
+
+    /// Messages of up to `max` faults found by locating and checking every item (empty when sound).
+    #[pyo3(signature = (max = 100))]
+    fn verify(&self, py: Python<'_>, max: usize) -> Vec<String> {
+        py.detach(|| self.inner.verify(max).iter().map(ToString::to_string).collect())
     }
 
     /// Element type name.

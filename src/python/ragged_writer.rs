@@ -7,6 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::dense::parse_dtype;
+use super::options::locked;
 use super::payload::Items;
 use crate::ragged::RaggedWriter;
 
@@ -26,15 +27,16 @@ impl PyRaggedWriter {
 
 #[pymethods]
 impl PyRaggedWriter {
-    /// Opens `path` to append (`replace=False`, creating it when missing) or to write a new store.
+    /// Locks `path` and opens it to append (`replace=False`, creating it when missing) or to write a new
+    /// store, waiting up to `wait` seconds for another writer; `durable` flushes every commit to disk.
     #[new]
-    #[pyo3(signature = (path, replace = false))]
-    fn new(py: Python<'_>, path: PathBuf, replace: bool) -> PyResult<Self> {
-        let inner = py.detach(|| {
+    #[pyo3(signature = (path, replace = false, wait = 0.0, durable = false))]
+    fn new(py: Python<'_>, path: PathBuf, replace: bool, wait: f64, durable: bool) -> PyResult<Self> {
+        let inner = locked(py, wait, durable, |options| {
             if replace {
-                RaggedWriter::replace(&path)
+                RaggedWriter::replace(&path, options)
             } else {
-                RaggedWriter::append(&path)
+                RaggedWriter::append(&path, options)
             }
         })?;
         Ok(PyRaggedWriter { inner: Some(inner) })

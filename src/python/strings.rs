@@ -7,6 +7,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 
+use super::options::locked;
 use crate::strings::{StringStore, ZstdOptions};
 
 /// An opened, non-empty string store.
@@ -21,11 +22,21 @@ fn as_strs(items: &[PyBackedStr]) -> Vec<&str> {
 
 #[pymethods]
 impl PyStringStore {
-    /// Opens `path`; `None` for an empty store.
+    /// Opens `path`; `None` for an empty store. `limit` keeps only the first `limit` strings (a snapshot).
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Option<Self>> {
-        let inner = py.detach(|| StringStore::open(&path))?;
+    #[pyo3(signature = (path, limit = None))]
+    fn open(py: Python<'_>, path: PathBuf, limit: Option<usize>) -> PyResult<Option<Self>> {
+        let mut inner = py.detach(|| StringStore::open(&path))?;
+        if let (Some(store), Some(limit)) = (inner.as_mut(), limit) {
+            store.limit(limit);
+        }
         Ok(inner.map(|inner| PyStringStore { inner }))
+    }
+
+    /// Messages of up to `max` faults found by decoding every string (empty when sound).
+    #[pyo3(signature = (max = 100))]
+    fn verify(&self, py: Python<'_>, max: usize) -> Vec<String> {
+        py.detach(|| self.inner.verify(max).iter().map(ToString::to_string).collect())
     }
 
     fn __len__(&self) -> usize {
@@ -59,26 +70,32 @@ impl PyStringStore {
 
     /// Appends strings, creating an uncompressed store when empty.
     #[staticmethod]
-    fn extend(py: Python<'_>, path: PathBuf, items: Vec<PyBackedStr>) -> PyResult<()> {
+    #[pyo3(signature = (path, items, wait = 0.0, durable = false))]
+    fn extend(py: Python<'_>, path: PathBuf, items: Vec<PyBackedStr>, wait: f64, durable: bool) -> PyResult<()> {
         let items = as_strs(&items);
-        Ok(py.detach(|| StringStore::extend(&path, &items))?)
+        locked(py, wait, durable, |options| StringStore::extend(&path, options, &items))
     }
 
     /// Writes a new store holding `items`, optionally zstd-compressed.
     #[staticmethod]
-    #[pyo3(signature = (path, items, zstd_level = None, zstd_dictionary_size = None))]
+    #[pyo3(signature = (path, items, zstd_level = None, zstd_dictionary_size = None, wait = 0.0, durable = false))]
+    #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
         path: PathBuf,
         items: Vec<PyBackedStr>,
         zstd_level: Option<i32>,
         zstd_dictionary_size: Option<usize>,
+        wait: f64,
+        durable: bool,
     ) -> PyResult<()> {
         let items = as_strs(&items);
         let zstd = zstd_level.map(|level| ZstdOptions {
             level,
             dictionary_size: zstd_dictionary_size,
         });
-        Ok(py.detach(|| StringStore::create(&path, &items, zstd))?)
+        locked(py, wait, durable, |options| {
+            StringStore::create(&path, options, &items, zstd)
+        })
     }
 }

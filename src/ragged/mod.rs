@@ -12,7 +12,8 @@ use rayon::prelude::*;
 
 pub use writer::RaggedWriter;
 
-use crate::column::Column;
+use crate::column::{self, Column};
+use crate::commit::WriteOptions;
 use crate::dense::DenseStore;
 use crate::error::{Error, Result};
 use crate::files;
@@ -110,6 +111,30 @@ impl RaggedStore {
         self.len
     }
 
+    /// Where the first `items` items end in the flat buffer (items are stored back to back): the offset a
+    /// writer appends at. Anything past it is a leftover of a write that never committed.
+    pub fn data_end(&self, items: usize) -> Result<u64> {
+        match items {
+            0 => Ok(0),
+            n if n <= self.len => Ok(self.item(n - 1)?.end),
+            n => Err(Error::corrupt(
+                &self.dir,
+                format!("{n} items expected, {} found", self.len),
+            )),
+        }
+    }
+
+    /// Keeps only the first `len` items (a snapshot another process took, e.g. before pickling a reader).
+    pub fn limit(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Up to `max` faults of the store, found by locating every item and checking its offsets against the
+    /// buffer and its element count against its shape (`open` only checks what is O(1)).
+    pub fn verify(&self, max: usize) -> Vec<Error> {
+        (0..self.len).filter_map(|i| self.item(i).err()).take(max).collect()
+    }
+
     /// True when no item is committed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -194,17 +219,7 @@ impl RaggedStore {
 
     /// Locates item `i < len`, checking offsets and shape against the buffer.
     fn item(&self, i: usize) -> Result<Item> {
-        let (start, end) = (self.starts.get(i)?, self.ends.get(i)?);
-        if start < 0 || start > end || end as u64 > self.data_len {
-            return Err(Error::corrupt(
-                self.starts.dir(),
-                format!(
-                    "item {i} spans [{start}, {end}) outside a buffer of {} elements",
-                    self.data_len
-                ),
-            ));
-        }
-        let (start, end) = (start as u64, end as u64);
+        let (start, end) = column::span(&self.starts, &self.ends, i, self.len, self.data_len)?;
         let count = end - start;
         let stored = match &self.shapes {
             Shapes::Flat(col) => vec![col_value(col, i)?],
@@ -245,13 +260,25 @@ impl RaggedStore {
 
     /// Appends items to the ragged store in `dir` (created when missing or empty) and commits them.
     /// `items[k]` holds item k's little-endian elements in C order and `shapes[k]` its shape (empty for 0-d).
-    pub fn extend(dir: &Path, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
-        write_all(RaggedWriter::append(dir)?, dtype, items, shapes)
+    pub fn extend(
+        dir: &Path,
+        options: &WriteOptions,
+        dtype: Dtype,
+        items: &[&[u8]],
+        shapes: &[Vec<u64>],
+    ) -> Result<()> {
+        write_all(RaggedWriter::append(dir, options)?, dtype, items, shapes)
     }
 
     /// Writes a new store in `dir` holding the items, replacing any store that was there.
-    pub fn create(dir: &Path, dtype: Dtype, items: &[&[u8]], shapes: &[Vec<u64>]) -> Result<()> {
-        write_all(RaggedWriter::replace(dir)?, dtype, items, shapes)
+    pub fn create(
+        dir: &Path,
+        options: &WriteOptions,
+        dtype: Dtype,
+        items: &[&[u8]],
+        shapes: &[Vec<u64>],
+    ) -> Result<()> {
+        write_all(RaggedWriter::replace(dir, options)?, dtype, items, shapes)
     }
 }
 
@@ -325,13 +352,13 @@ mod tests {
     fn extend_i32(dir: &Path, values: &[i32], shapes: &[Vec<u64>]) -> Result<()> {
         let items = per_item(values, shapes);
         let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
-        RaggedStore::extend(dir, Dtype::Int32, &slices, shapes)
+        RaggedStore::extend(dir, &WriteOptions::default(), Dtype::Int32, &slices, shapes)
     }
 
     fn create_i32(dir: &Path, values: &[i32], shapes: &[Vec<u64>]) -> Result<()> {
         let items = per_item(values, shapes);
         let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
-        RaggedStore::create(dir, Dtype::Int32, &slices, shapes)
+        RaggedStore::create(dir, &WriteOptions::default(), Dtype::Int32, &slices, shapes)
     }
 
     fn items(store: &RaggedStore) -> Vec<Item> {
@@ -412,12 +439,26 @@ mod tests {
     fn empty_dir_is_empty_store_and_dtype_must_match() {
         let dir = tempfile::tempdir().unwrap();
         assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
-        RaggedStore::create(dir.path(), Dtype::Int32, &[], &[]).unwrap();
+        RaggedStore::create(dir.path(), &WriteOptions::default(), Dtype::Int32, &[], &[]).unwrap();
         assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
         extend_i32(dir.path(), &[1], &[vec![1]]).unwrap();
-        let err = RaggedStore::extend(dir.path(), Dtype::Float32, &[&[0; 4]], &[vec![1]]).unwrap_err();
+        let err = RaggedStore::extend(
+            dir.path(),
+            &WriteOptions::default(),
+            Dtype::Float32,
+            &[&[0; 4]],
+            &[vec![1]],
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)));
-        assert!(RaggedStore::extend(dir.path(), Dtype::Int32, &[&[0; 3]], &[vec![1]]).is_err());
+        assert!(RaggedStore::extend(
+            dir.path(),
+            &WriteOptions::default(),
+            Dtype::Int32,
+            &[&[0; 3]],
+            &[vec![1]]
+        )
+        .is_err());
     }
 
     #[test]
@@ -447,9 +488,12 @@ mod tests {
         let mut raw = fs::read(&ends).unwrap();
         raw[8..16].copy_from_slice(&100i64.to_le_bytes());
         fs::write(&ends, raw).unwrap();
-        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let mut s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
         assert!(s.locate(0).is_ok());
         assert!(matches!(s.locate(1), Err(Error::Corrupt { .. })));
+        assert!(matches!(s.verify(10).as_slice(), [Error::Corrupt { .. }]));
+        s.limit(1);
+        assert!(s.verify(10).is_empty() && s.len() == 1);
     }
 
     #[test]

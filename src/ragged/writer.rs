@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use super::{RaggedStore, FLAT_SHAPES_BACKUP_DIR};
 use crate::column::{self, Column};
-use crate::commit::{self, Commit};
+use crate::commit::{self, Commit, WriteOptions};
 use crate::dense;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, StoreKind};
+use crate::lock::WriteLock;
 
 /// Where a nested shapes store is built before it is renamed into place.
 const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
@@ -30,10 +31,13 @@ struct Committed {
     flat: bool,
 }
 
-/// A write session on one ragged store.
+/// A write session on one ragged store; it holds the store's lock until dropped.
 #[derive(Debug)]
 pub struct RaggedWriter {
     dir: PathBuf,
+    /// The store's lock (`None` for the nested shapes store, which its parent's lock covers).
+    lock: Option<WriteLock>,
+    durable: bool,
     /// The committed store; `None` while the store is new (nothing committed yet).
     store: Option<Committed>,
     dtype: Option<Dtype>,
@@ -48,43 +52,58 @@ pub struct RaggedWriter {
 }
 
 impl RaggedWriter {
-    /// Opens `dir` (created with its parents when missing) to append items.
-    pub fn append(dir: &Path) -> Result<RaggedWriter> {
+    /// Locks `dir` (created with its parents when missing) and opens it to append items. New items are
+    /// written where the last committed item ends, over whatever an interrupted writer left past it.
+    pub fn append(dir: &Path, options: &WriteOptions) -> Result<RaggedWriter> {
+        let lock = WriteLock::acquire(dir, options.wait)?;
         crate::store::require_kind(dir, StoreKind::Ragged)?;
-        if files::exists(dir)? {
-            if let Some(store) = RaggedStore::open(dir, false)? {
-                let committed = Committed {
-                    len: store.len() as u64,
-                    flat: store.is_flat(),
-                };
-                return Self::appending(dir, store.dtype(), committed);
-            }
-        }
-        Self::new_store(dir)
+        let mut writer = match RaggedStore::open(dir, false)? {
+            Some(store) => Self::appending(dir, &store, options.durable)?,
+            None => Self::new_store(dir, options.durable),
+        };
+        writer.lock = Some(lock);
+        Ok(writer)
     }
 
-    /// Starts a new store in `dir`, replacing any store there when the first commit lands. Until then the old
-    /// store stays as it is; during that commit, readers opening the store may see it empty.
-    pub fn replace(dir: &Path) -> Result<RaggedWriter> {
-        Self::new_store(dir)
+    /// Locks `dir` and starts a new store there, replacing any store when the first commit lands. Until then
+    /// the old store stays as it is; during that commit, readers opening the store may see it empty.
+    pub fn replace(dir: &Path, options: &WriteOptions) -> Result<RaggedWriter> {
+        let lock = WriteLock::acquire(dir, options.wait)?;
+        let mut writer = Self::new_store(dir, options.durable);
+        writer.lock = Some(lock);
+        Ok(writer)
     }
 
-    fn new_store(dir: &Path) -> Result<RaggedWriter> {
-        Ok(RaggedWriter {
+    fn new_store(dir: &Path, durable: bool) -> RaggedWriter {
+        RaggedWriter {
             dir: dir.to_path_buf(),
+            lock: None,
+            durable,
             store: None,
             dtype: None,
             data: None,
             data_tmp: None,
             next: 0,
             pending: Vec::new(),
-        })
+        }
     }
 
-    fn appending(dir: &Path, dtype: Dtype, committed: Committed) -> Result<RaggedWriter> {
-        let (data, next) = open_data_end(&dir.join(format::DATA_FILE), dtype)?;
+    /// A writer appending to the committed `store` in `dir`, without a lock of its own.
+    fn appending(dir: &Path, store: &RaggedStore, durable: bool) -> Result<RaggedWriter> {
+        let committed = Committed {
+            len: store.len() as u64,
+            flat: store.is_flat(),
+        };
+        Self::appending_at(dir, committed, store.data_end(store.len())?, store.dtype(), durable)
+    }
+
+    /// A writer appending items after `committed` ones, data from element `next` on.
+    fn appending_at(dir: &Path, committed: Committed, next: u64, dtype: Dtype, durable: bool) -> Result<RaggedWriter> {
+        let data = open_data_at(&dir.join(format::DATA_FILE), next, dtype)?;
         Ok(RaggedWriter {
             dir: dir.to_path_buf(),
+            lock: None,
+            durable,
             store: Some(committed),
             dtype: Some(dtype),
             data: Some(data),
@@ -121,6 +140,7 @@ impl RaggedWriter {
     /// Writes one item: `bytes` holds its little-endian elements in C order, `shape` its shape (empty for 0-d).
     /// It becomes visible at the next `commit`.
     pub fn push(&mut self, dtype: Dtype, bytes: &[u8], shape: &[u64]) -> Result<()> {
+        self.check_process()?;
         match self.dtype {
             Some(own) if own != dtype => {
                 return Err(Error::InvalidArgument(format!(
@@ -158,7 +178,8 @@ impl RaggedWriter {
     /// Makes every pushed item visible in one atomic step. A new store with nothing pushed becomes an empty
     /// store (just `type.ninja`).
     pub fn commit(&mut self) -> Result<()> {
-        let mut commit = Commit::default();
+        self.check_process()?;
+        let mut commit = Commit::new(self.durable);
         self.stage(&mut commit)?;
         commit.apply()?;
         files::remove_if_exists(&self.dir.join(FLAT_SHAPES_BACKUP_DIR))?;
@@ -176,6 +197,9 @@ impl RaggedWriter {
     fn stage(&mut self, commit: &mut Commit) -> Result<()> {
         if let Some(data) = self.data.as_mut() {
             data.flush().map_err(Error::io(self.data_path()))?;
+        }
+        if self.data_tmp.is_none() && self.data.is_some() {
+            commit.record(self.data_path()); // a new store's data file is recorded once renamed
         }
         let (Some(dtype), false) = (self.dtype, self.pending.is_empty()) else {
             if self.store.is_none() {
@@ -204,10 +228,13 @@ impl RaggedWriter {
                 if flat && shapes.iter().all(|s| s.len() <= 1) {
                     column::write_rows(&shapes_dir, len, &flat_shapes(&shapes)?, true, commit)?;
                 } else if flat {
-                    convert_to_nested(&self.dir, len, &shapes)?;
+                    convert_to_nested(&self.dir, len, &shapes, commit)?;
                 } else {
+                    // Written at our item count: shapes past it are leftovers of a write that never committed.
+                    let next = RaggedStore::open_committed(&shapes_dir, false, 1)?.data_end(len as usize)?;
                     let committed = Committed { len, flat: true };
-                    let mut nested = RaggedWriter::appending(&shapes_dir, Dtype::Int64, committed)?;
+                    let mut nested =
+                        RaggedWriter::appending_at(&shapes_dir, committed, next, Dtype::Int64, self.durable)?;
                     nested.push_shapes(&shapes)?;
                     nested.stage(commit)?;
                 }
@@ -236,7 +263,8 @@ impl RaggedWriter {
         remove_store_files(&self.dir)?;
         let data_path = self.dir.join(format::DATA_FILE);
         fs::rename(&tmp, &data_path).map_err(Error::io(&data_path))?;
-        self.data = Some(open_data_end(&data_path, dtype)?.0);
+        commit.record(data_path.clone());
+        self.data = Some(open_data_at(&data_path, self.next, dtype)?);
         dense::write_meta(&self.dir, dtype, &[self.next], commit)?;
         Column::create(&self.dir.join(format::ENDS_DIR), ends, false, commit)?;
         Column::create(&self.dir.join(format::FLATTENED_SHAPES_DIR), counts, false, commit)?;
@@ -245,7 +273,7 @@ impl RaggedWriter {
         if flat {
             Column::create(&shapes_dir, &flat_shapes(shapes)?, true, commit)?;
         } else {
-            let mut nested = RaggedWriter::replace(&shapes_dir)?;
+            let mut nested = RaggedWriter::new_store(&shapes_dir, self.durable);
             nested.push_shapes(shapes)?;
             nested.commit()?;
         }
@@ -269,31 +297,40 @@ impl RaggedWriter {
     }
 }
 
+impl RaggedWriter {
+    /// Refuses to write from a forked child of the process that locked the store.
+    fn check_process(&self) -> Result<()> {
+        self.lock.as_ref().map_or(Ok(()), WriteLock::check_process)
+    }
+}
+
 impl Drop for RaggedWriter {
     fn drop(&mut self) {
-        if let Some(tmp) = self.data_tmp.take() {
+        // A forked child's copy must not delete the temporary file its parent is still writing.
+        if let (Some(tmp), Ok(())) = (self.data_tmp.take(), self.check_process()) {
             let _ = fs::remove_file(tmp);
         }
     }
 }
 
-/// Opens the data file for appending at its end, padded to a whole element; returns the next element offset.
-fn open_data_end(path: &Path, dtype: Dtype) -> Result<(BufWriter<File>, u64)> {
+/// Opens the data file to write from element `next` on (the committed end: bytes past it are leftovers of a
+/// write that never committed, which no reader looks at).
+fn open_data_at(path: &Path, next: u64, dtype: Dtype) -> Result<BufWriter<File>> {
     let mut file = OpenOptions::new().write(true).open(path).map_err(Error::io(path))?;
-    let end = file.seek(SeekFrom::End(0)).map_err(Error::io(path))?;
-    let itemsize = dtype.itemsize() as u64;
-    let next = end.div_ceil(itemsize);
-    file.seek(SeekFrom::Start(next * itemsize)).map_err(Error::io(path))?;
-    Ok((BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), next))
+    let offset = next
+        .checked_mul(dtype.itemsize() as u64)
+        .ok_or_else(|| Error::corrupt(path, "data length overflows"))?;
+    file.seek(SeekFrom::Start(offset)).map_err(Error::io(path))?;
+    Ok(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file))
 }
 
 /// Rewrites a flat store's shapes as a nested store holding the committed and the pending shapes. The old
 /// column is kept as a backup until the commit lands, so readers always find a valid shapes directory.
-fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>]) -> Result<()> {
+fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>], commit: &mut Commit) -> Result<()> {
     let col = Column::open(&dir.join(format::SHAPES_DIR))?;
     let tmp = dir.join(NESTED_SHAPES_TMP_DIR);
     files::remove_if_exists(&tmp)?;
-    let mut nested = RaggedWriter::replace(&tmp)?;
+    let mut nested = RaggedWriter::new_store(&tmp, commit.is_durable());
     for i in 0..len as usize {
         nested.push_shapes(&[vec![super::col_value(&col, i)?]])?;
     }
@@ -304,7 +341,7 @@ fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>]) -> Result<()> {
     let backup = dir.join(FLAT_SHAPES_BACKUP_DIR);
     fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
     fs::rename(&tmp, &shapes_dir).map_err(Error::io(&shapes_dir))?;
-    commit::replace_file(&dir.join(format::SHAPES_ARE_FLAT_FILE), &format::encode_flag(false))
+    commit.replace_now(&dir.join(format::SHAPES_ARE_FLAT_FILE), &[&format::encode_flag(false)])
 }
 
 fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
@@ -362,7 +399,7 @@ mod tests {
     fn pushed_items_appear_only_at_commit_and_sessions_commit_repeatedly() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("new/store");
-        let mut w = RaggedWriter::append(&d).unwrap();
+        let mut w = RaggedWriter::append(&d, &WriteOptions::default()).unwrap();
         w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
         assert!(RaggedStore::open(&d, false).unwrap().is_none());
         w.commit().unwrap();
@@ -390,9 +427,16 @@ mod tests {
     #[test]
     fn replace_keeps_the_old_store_until_commit_and_old_readers_valid() {
         let dir = tempfile::tempdir().unwrap();
-        RaggedStore::create(dir.path(), Dtype::Int16, &[&le(&[9, 9, 9])], &[vec![3]]).unwrap();
+        RaggedStore::create(
+            dir.path(),
+            &WriteOptions::default(),
+            Dtype::Int16,
+            &[&le(&[9, 9, 9])],
+            &[vec![3]],
+        )
+        .unwrap();
         let old = RaggedStore::open(dir.path(), false).unwrap().unwrap();
-        let mut w = RaggedWriter::replace(dir.path()).unwrap();
+        let mut w = RaggedWriter::replace(dir.path(), &WriteOptions::default()).unwrap();
         w.push(Dtype::Int16, &le(&[1]), &[1]).unwrap();
         assert_eq!(
             values(&RaggedStore::open(dir.path(), false).unwrap().unwrap(), 0),
@@ -407,24 +451,58 @@ mod tests {
     fn columns_a_crashed_writer_left_longer_are_written_at_the_item_count() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        RaggedStore::create(d, Dtype::Int16, &[&le(&[1, 2])], &[vec![2]]).unwrap();
-        // A writer died after renaming ends/ and flattened_shapes/ shape files, before starts/.
+        RaggedStore::create(d, &WriteOptions::default(), Dtype::Int16, &[&le(&[1, 2])], &[vec![2]]).unwrap();
+        // A writer died after renaming the shape files of ends/, flattened_shapes/ and the data, before starts/.
         for column in ["ends", "flattened_shapes"] {
             let mut bytes = std::fs::read(d.join(column).join("data.ninja")).unwrap();
             bytes.extend_from_slice(&999i64.to_le_bytes());
             std::fs::write(d.join(column).join("data.ninja"), bytes).unwrap();
             std::fs::write(d.join(column).join("shape.ninja"), format::encode_shape(&[2])).unwrap();
         }
+        std::fs::write(d.join("data.ninja"), le(&[1, 2, 8, 8, 8, 8])).unwrap();
+        std::fs::write(d.join("shape.ninja"), format::encode_shape(&[6])).unwrap();
         assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
-        RaggedStore::extend(d, Dtype::Int16, &[&le(&[3, 4, 5])], &[vec![3]]).unwrap();
+        RaggedStore::extend(
+            d,
+            &WriteOptions::default(),
+            Dtype::Int16,
+            &[&le(&[3, 4, 5])],
+            &[vec![3]],
+        )
+        .unwrap();
         let s = RaggedStore::open(d, false).unwrap().unwrap();
         assert_eq!((s.len(), values(&s, 0), values(&s, 1)), (2, vec![1, 2], vec![3, 4, 5]));
+        assert_eq!((s.data_len(), s.verify(10).len()), (5, 0));
+    }
+
+    #[test]
+    fn one_writer_at_a_time_and_uncommitted_tails_are_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let options = WriteOptions::default();
+        RaggedStore::create(d, &options, Dtype::Int16, &[&le(&[1, 2])], &[vec![2]]).unwrap();
+        let mut first = RaggedWriter::append(d, &options).unwrap();
+        assert!(matches!(RaggedWriter::append(d, &options), Err(Error::Locked { .. })));
+        assert!(matches!(RaggedWriter::replace(d, &options), Err(Error::Locked { .. })));
+        // The first writer streams 1000 elements, then goes away without committing.
+        first.push(Dtype::Int16, &le(&[7; 1000]), &[1000]).unwrap();
+        first.data.as_mut().unwrap().flush().unwrap();
+        drop(first);
+        let data = d.join(format::DATA_FILE);
+        assert_eq!(std::fs::metadata(&data).unwrap().len(), 2004);
+        RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[3])], &[vec![1]]).unwrap();
+        assert_eq!(std::fs::metadata(&data).unwrap().len(), 2004);
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        assert_eq!(
+            (s.len(), values(&s, 0), values(&s, 1), s.data_len()),
+            (2, vec![1, 2], vec![3], 3)
+        );
     }
 
     #[test]
     fn nested_shapes_grow_across_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = RaggedWriter::append(dir.path()).unwrap();
+        let mut w = RaggedWriter::append(dir.path(), &WriteOptions::default()).unwrap();
         for k in 1..=3u64 {
             let n = (k * 2) as usize;
             w.push(Dtype::Int16, &le(&vec![k as i16; n]), &[k, 2]).unwrap();
@@ -440,7 +518,7 @@ mod tests {
     #[test]
     fn uncommitted_new_store_leaves_no_files_and_wrong_input_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = RaggedWriter::append(dir.path()).unwrap();
+        let mut w = RaggedWriter::append(dir.path(), &WriteOptions::default()).unwrap();
         w.push(Dtype::Int16, &le(&[1]), &[1]).unwrap();
         assert!(matches!(
             w.push(Dtype::Int32, &[0; 4], &[1]),
@@ -452,9 +530,9 @@ mod tests {
         ));
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        crate::DenseStore::create(dir.path(), Dtype::Int16, &[1], &le(&[5])).unwrap();
+        crate::DenseStore::create(dir.path(), &WriteOptions::default(), Dtype::Int16, &[1], &le(&[5])).unwrap();
         assert!(matches!(
-            RaggedWriter::append(dir.path()),
+            RaggedWriter::append(dir.path(), &WriteOptions::default()),
             Err(Error::InvalidArgument(_))
         ));
         assert_eq!(crate::DenseStore::open(dir.path(), false).unwrap().bytes(), le(&[5]));

@@ -1,0 +1,151 @@
+//! One writer at a time per store: a write takes an exclusive `flock` on the store's directory for as long as
+//! it runs. Locking the directory itself leaves the store's files exactly as mmap-ninja 0.9.0 writes them (no
+//! lock file). Readers never lock: they rely on the commit protocol (see `commit`). The lock belongs to the
+//! process that took it; a forked child that inherited it is refused (`check_process`).
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::commit;
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another writer to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wait {
+    /// Fail at once when the store is locked.
+    #[default]
+    No,
+    /// Wait at most this long.
+    For(Duration),
+    /// Wait until the other writer is done.
+    Forever,
+}
+
+/// How often a waiting writer tries the lock again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// An exclusive lock on a store directory, released on drop.
+#[derive(Debug)]
+pub struct WriteLock {
+    dir: PathBuf,
+    /// Holds the `flock`; closing it releases the lock.
+    _file: File,
+    pid: u32,
+    /// How many levels of `dir` (itself, its parent, ...) the lock created; those still empty on drop are
+    /// removed, so a write that failed before writing anything leaves no trace.
+    created: usize,
+}
+
+impl WriteLock {
+    /// Locks `dir` (creating it and its parents), waiting as `wait` says.
+    pub fn acquire(dir: &Path, wait: Wait) -> Result<WriteLock> {
+        let deadline = match wait {
+            Wait::No => Some(Instant::now()),
+            Wait::For(limit) => Instant::now().checked_add(limit),
+            Wait::Forever => None,
+        };
+        loop {
+            let created = missing_levels(dir)?;
+            commit::create_dir(dir)?;
+            let file = File::open(dir).map_err(Error::io(dir))?;
+            match file.try_lock() {
+                // The previous holder may have removed the (empty) directory meanwhile: lock the one there now.
+                Ok(()) if same_file(&file, dir)? => {
+                    return Ok(WriteLock {
+                        dir: dir.to_path_buf(),
+                        _file: file,
+                        pid: std::process::id(),
+                        created,
+                    })
+                }
+                Ok(()) => continue,
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(err)) => return Err(Error::io(dir)(err)),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The locked store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Refuses to write from a process other than the one that took the lock: a forked child shares the
+    /// parent's lock and would write concurrently with it.
+    pub fn check_process(&self) -> Result<()> {
+        let current = std::process::id();
+        if current != self.pid {
+            return Err(Error::ForeignProcess {
+                owner: self.pid,
+                current,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How many levels of `dir` (itself, its parent, ...) do not exist yet.
+fn missing_levels(dir: &Path) -> Result<usize> {
+    let mut missing = 0;
+    for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        if crate::files::exists(ancestor)? {
+            break;
+        }
+        missing += 1;
+    }
+    Ok(missing)
+}
+
+/// True when `file` is still the directory found at `dir`.
+fn same_file(file: &File, dir: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata().map_err(Error::io(dir))?;
+    Ok(std::fs::metadata(dir).is_ok_and(|now| (now.dev(), now.ino()) == (held.dev(), held.ino())))
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        if self.check_process().is_ok() {
+            // `remove_dir` removes only empty directories: anything written stays.
+            let created = self.dir.ancestors().take(self.created);
+            let _ = created.map(std::fs::remove_dir).take_while(|r| r.is_ok()).count();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_fails_until_first_is_dropped_and_waits_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("new/store");
+        let first = WriteLock::acquire(&d, Wait::No).unwrap();
+        assert!(matches!(WriteLock::acquire(&d, Wait::No), Err(Error::Locked { .. })));
+        let started = Instant::now();
+        let waited = WriteLock::acquire(&d, Wait::For(Duration::from_millis(50)));
+        assert!(matches!(waited, Err(Error::Locked { .. })) && started.elapsed() >= Duration::from_millis(50));
+        first.check_process().unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(first);
+        });
+        let last = WriteLock::acquire(&d, Wait::Forever).unwrap();
+        releaser.join().unwrap();
+        // Directories the lock created and nothing was written to go away with it; others stay.
+        drop(last);
+        assert!(!dir.path().join("new").exists());
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("type.ninja"), "ragged").unwrap();
+        drop(WriteLock::acquire(&d, Wait::No).unwrap());
+        assert!(d.join("type.ninja").exists());
+    }
+}

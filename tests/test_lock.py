@@ -1,0 +1,143 @@
+"""One writer at a time: a second writer gets ``StoreLockedError`` at once (or waits when asked) and the store
+is unchanged; the lock goes with the writer, also when its input fails; a forked child cannot use its parent's
+writer; ``durable`` writes read back the same."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mmap_ninja import _native
+from mmap_ninja import numpy as np_ninja
+from mmap_ninja.errors import ForkedWriterError, MmapNinjaError, StoreLockedError
+from mmap_ninja.ragged import RaggedMmap
+from mmap_ninja.string import StringsMmap
+
+FORK = multiprocessing.get_context("fork")
+
+
+def _hold_lock(path: Path, kind: str, started: Any, release: Any) -> None:
+    """Holds the store's lock until ``release``: a ragged build whose generator blocks, or, for the other kinds
+    (whose builds lock batch by batch), the lock itself: an exclusive ``flock`` on the store's directory."""
+    d = path / "store"
+    if kind == "ragged":
+
+        def items() -> Iterator[np.ndarray]:
+            yield np.arange(3)
+            started.set()
+            release.wait(30)
+
+        RaggedMmap.from_generator(d, items(), batch_size=1)
+        return
+    if kind == "strings":
+        StringsMmap.from_strings(d, ["x"])
+    else:
+        np_ninja.from_ndarray(d, np.zeros((1, 3), dtype=np.int64))
+    fd = os.open(d, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    started.set()
+    release.wait(30)
+
+
+WRITES: dict[str, Callable[[Path, bool | float], None]] = {
+    "ragged": lambda d, wait: RaggedMmap(d, wait=wait).extend([np.arange(2)]),
+    "strings": lambda d, wait: StringsMmap(d, wait=wait).extend(["y"]),
+    "dense": lambda d, wait: np_ninja.extend_dir(d, np.zeros((1, 3), dtype=np.int64), wait=wait),
+}
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITES))
+def test_second_writer_is_refused_at_once_then_waits_when_asked(tmp_path: Path, kind: str) -> None:
+    started, release = FORK.Event(), FORK.Event()
+    holder = FORK.Process(target=_hold_lock, args=(tmp_path, kind, started, release))
+    holder.start()
+    try:
+        assert started.wait(10)
+        d = tmp_path / "store"
+        before = _snapshot(d)
+        t0 = time.monotonic()
+        with pytest.raises(StoreLockedError) as refused:
+            WRITES[kind](d, False)
+        assert time.monotonic() - t0 < 1.0
+        assert isinstance(refused.value, MmapNinjaError) and isinstance(refused.value, OSError)
+        assert refused.value.filename == str(d)
+        with pytest.raises(StoreLockedError):
+            WRITES[kind](d, 0.2)
+        assert _snapshot(d) == before
+        release.set()
+        WRITES[kind](d, True)  # waits for the holder to finish, then appends
+    finally:
+        release.set()
+        holder.join(30)
+    assert holder.exitcode == 0
+
+
+def test_lock_is_released_when_the_input_fails(tmp_path: Path) -> None:
+    def failing() -> Iterator[np.ndarray]:
+        yield np.arange(3)
+        raise RuntimeError("generator broke")
+
+    with pytest.raises(RuntimeError):
+        RaggedMmap.from_generator(tmp_path / "r", failing(), batch_size=10)
+    RaggedMmap(tmp_path / "r").extend([np.arange(4)])  # not locked any more
+    assert [len(x) for x in RaggedMmap(tmp_path / "r")] == [4]
+
+
+def test_two_writers_in_one_process_exclude_each_other(tmp_path: Path) -> None:
+    first = _native.RaggedWriter(tmp_path / "r")
+    with pytest.raises(StoreLockedError):
+        _native.RaggedWriter(tmp_path / "r")
+    first.close()
+    _native.RaggedWriter(tmp_path / "r").close()
+
+
+def test_a_forked_child_cannot_use_its_parents_writer(tmp_path: Path) -> None:
+    writer = _native.RaggedWriter(tmp_path / "r")
+    writer.push("int64", [np.arange(3)])
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            writer.push("int64", [np.arange(2)])
+        except ForkedWriterError:
+            try:
+                writer.commit()
+            except ForkedWriterError:
+                code = 0
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.commit()
+    writer.close()
+    assert [x.tolist() for x in RaggedMmap(tmp_path / "r")] == [[0, 1, 2]]
+
+
+def test_durable_writes_read_back(tmp_path: Path) -> None:
+    items = [np.arange(k * 3).reshape(k, 3) for k in range(1, 5)]
+    m = RaggedMmap.from_lists(tmp_path / "r", items[:2], durable=True)
+    m.extend(items[2:])
+    assert [x.tolist() for x in RaggedMmap(tmp_path / "r")] == [x.tolist() for x in items]
+    s = StringsMmap.from_strings(tmp_path / "s", ["a", "bé"], durable=True)
+    s.extend(["c"])
+    assert list(StringsMmap(tmp_path / "s")) == ["a", "bé", "c"]
+    np_ninja.from_ndarray(tmp_path / "d", np.ones((2, 2)), durable=True)
+    np_ninja.extend_dir(tmp_path / "d", np.zeros((1, 2)), durable=True)
+    assert np_ninja.open_existing(tmp_path / "d").sum() == 4
+
+
+def test_negative_or_nan_wait_is_a_value_error(tmp_path: Path) -> None:
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError):
+            RaggedMmap.from_lists(tmp_path / "r", [np.arange(2)], wait=bad)
