@@ -6,7 +6,7 @@ A Rust-backed successor of mmap-ninja 0.9.0 with the same API and on-disk format
 __version__ = "0.10.0"
 
 from .base import Wrapped
-from .errors import CorruptStoreError, MmapNinjaError
+from .errors import CorruptStoreError, ForkedWriterError, MmapNinjaError, StoreLockedError
 from .generic import open_existing
 from .numpy import (
     append as np_append,
@@ -31,8 +31,10 @@ from .string import StringsMmap
 
 __all__ = [
     "CorruptStoreError",
+    "ForkedWriterError",
     "MmapNinjaError",
     "RaggedMmap",
+    "StoreLockedError",
     "StringsMmap",
     "Wrapped",
     "np_append",
