@@ -55,7 +55,9 @@ impl Region {
             // drops, and the returned slice borrows `self`, so it cannot outlive the mapping. The pages stay
             // backed because this crate never truncates a store file (writers append, or write a new file and
             // rename it over the old one, which leaves this inode intact). What could still break this is
-            // another program truncating the file, which the store format forbids. Contents may change under
+            // another program truncating the file: mmap-ninja 0.9.0 does (it rewrites `data.ninja` in place
+            // with mode "wb" when it recreates a store), so a reader of ours mapping a store that 0.9.0
+            // recreates at the same moment can get SIGBUS; the README says so. Contents may change under
             // us (another process, or a writable view in mode r+); they are plain bytes with no validity
             // invariant, and every offset read from them is bounds-checked before use.
             Some(map) => unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) },

@@ -140,7 +140,10 @@ fn read_everything(d: &Path, kind: usize) {
     let indices: Vec<i64> = (0..store.len() as i64).collect();
     for &i in &indices {
         if let Ok(item) = store.locate(i) {
-            assert!(item.start <= item.end && item.end * itemsize <= mapped, "item {i} outside the mapping");
+            assert!(
+                item.start <= item.end && item.end * itemsize <= mapped,
+                "item {i} outside the mapping"
+            );
         }
     }
     if let Ok(items) = store.locate_many(&indices) {
