@@ -157,6 +157,11 @@ def test_values_the_store_cannot_hold_raise_instead_of_being_cast(tmp_path: Path
         RaggedMmap.from_lists(tmp_path / "m", [[1, 2], [0.5]])
 
 
+def test_the_first_item_sets_the_dtype_even_when_it_is_float64(tmp_path: Path) -> None:
+    m = RaggedMmap.from_lists(tmp_path / "r", [np.array([1.5]), [1, 2]])
+    assert m.dtype == np.float64 and m[1].tolist() == [1.0, 2.0]
+
+
 def test_explicit_dtype_in_from_lists(tmp_path: Path) -> None:
     store = RaggedMmap.from_lists(tmp_path / "r", [[1, 2], [3]], dtype=np.float32)
     assert store[0].dtype == np.float32

@@ -19,7 +19,7 @@ ALLOWED = frozenset(
 
 def store_dtype(dtype: Any) -> np.dtype[Any]:
     """The little-endian dtype used to store ``dtype``; TypeError outside the allowlist."""
-    dt = np.dtype(dtype)
+    dt: np.dtype[Any] = np.dtype(dtype)
     if dt.fields is not None or dt.subdtype is not None or dt.name not in ALLOWED:
         hint = " (use StringsMmap for text)" if dt.kind in "USO" else ""
         raise TypeError(

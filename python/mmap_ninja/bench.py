@@ -66,7 +66,8 @@ class _FromDisk:
         self.files = files
 
     def __getitem__(self, i: int) -> np.ndarray:
-        return np.load(self.files[i])
+        arr: np.ndarray = np.load(self.files[i])
+        return arr
 
 
 def drop_cache(paths: list[Path]) -> None:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,14 +28,18 @@ class _NinjaMemmap(np.memmap):
     hooks on every view (about 1 us per row); this costs what an ndarray does. Results of ufuncs and reductions
     are plain ndarrays and scalars, as with np.memmap."""
 
+    # (path, mode, rows) of the whole store, set by `_memmap`; views do not carry it.
+    _ninja_store: tuple[str, str, int | None]
+
     __getitem__ = np.ndarray.__getitem__
-    __array_finalize__ = np.ndarray.__array_finalize__
+    # numpy < 2.5's stubs type ndarray's hook (a no-op taking any object) more narrowly than memmap's.
+    __array_finalize__ = np.ndarray.__array_finalize__  # type: ignore[assignment, unused-ignore]
 
     def __array_wrap__(self, arr: Any, context: Any = None, return_scalar: bool = False) -> Any:
         arr = np.asarray(arr).view(np.ndarray)
         return arr[()] if return_scalar else arr
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         # The whole store pickles as its path, mode and row count; views of it (which do not carry
         # `_ninja_store`) pickle their data as plain arrays.
         reopen = self.__dict__.get("_ninja_store")
@@ -43,7 +47,7 @@ class _NinjaMemmap(np.memmap):
             return np.asarray(self).view(np.ndarray).__reduce__()
         return (_reopen, reopen)
 
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+    def __reduce_ex__(self, protocol: Any) -> str | tuple[Any, ...]:
         return self.__reduce__()
 
 
@@ -52,7 +56,7 @@ def _reopen(out_dir: str, mode: str, rows: int | None) -> np.memmap:
     arr = open_existing(out_dir, mode)
     if rows is None or arr.shape[0] <= rows:
         return arr
-    limited = arr[:rows]
+    limited = cast(_NinjaMemmap, arr[:rows])  # only a _NinjaMemmap pickles through here; slicing keeps the type
     limited.__dict__.update(arr.__dict__)
     limited._ninja_store = (out_dir, mode, rows)
     return limited
@@ -64,9 +68,11 @@ def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
     data_file = str((out_dir / "data.ninja").absolute())
     if mode == "c":
         return np.memmap(data_file, dtype=dtype, mode="c", shape=shape, order=store.order)
-    flat = np.frombuffer(store.buffer(), dtype=dtype)
+    # numpy < 2.5's stubs accept any buffer in frombuffer only on Python >= 3.12.
+    flat: np.ndarray = np.frombuffer(store.buffer(), dtype=dtype)  # type: ignore[call-overload, unused-ignore]
     arr = flat.reshape(shape, order=store.order).view(_NinjaMemmap)
-    arr.filename, arr.offset, arr.mode = data_file, 0, mode
+    # numpy >= 2.5's stubs make these Final (memmap.__new__ sets them); this view is not made by __new__.
+    arr.filename, arr.offset, arr.mode = data_file, 0, mode  # type: ignore[misc, assignment, unused-ignore]
     arr._ninja_store = (str(out_dir), mode, shape[0] if shape else None)
     return arr
 
@@ -100,7 +106,7 @@ def extend_dir(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durab
     """Appends the rows of ``arr`` to the store in ``out_dir``; they become visible in one atomic step."""
     out_dir = Path(out_dir)
     store = _native.DenseStore(out_dir)
-    shape = tuple(store.shape)
+    shape: Sequence[int] = tuple(store.shape)
     arr = np.asarray(arr)
     if len(shape) == 0 or arr.shape[1:] != shape[1:]:
         raise ValueError(f"Trying to append samples with incorrect shape: {arr.shape[1:]}, expected: {shape[1:]}")
@@ -137,7 +143,7 @@ def from_generator(
     durable: bool = False,
 ) -> np.memmap:
     """Builds a dense store from rows, writing every ``batch_size`` rows; returns the whole array."""
-    options = {"wait": wait, "durable": durable}
+    options: dict[str, Any] = {"wait": wait, "durable": durable}
     from_generator_base(
         out_dir,
         sample_generator,

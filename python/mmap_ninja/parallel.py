@@ -147,7 +147,7 @@ def collect_batches(indexable: Any, batch_size: int, n_jobs: int | None, verbose
     get = _getter(indexable)
     length = _length(indexable)
     spans = _spans(length, batch_size)
-    batches = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else _Pool(get, n_jobs).map(spans)  # type: ignore[arg-type]
+    batches = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else _Pool(get, n_jobs).map(spans)
     bar = progress(iter(()), verbose, total=length)
     try:
         for results in batches:

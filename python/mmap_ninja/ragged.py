@@ -39,7 +39,14 @@ class _Batch:
         self.arrays: list[np.ndarray] = []
         self.scalars: list[int] = []
         for k, item in enumerate(items):
-            if type(item) is np.ndarray and item.dtype == dtype and item.ndim and item.flags.c_contiguous:
+            # (`dtype is not None` first: numpy compares a float64 dtype equal to None.)
+            if (
+                dtype is not None
+                and type(item) is np.ndarray
+                and item.dtype == dtype
+                and item.ndim
+                and item.flags.c_contiguous
+            ):
                 self.arrays.append(item)
                 continue
             arr = to_store(item, dtype, f"item {k}")
@@ -252,10 +259,11 @@ class RaggedMmap:
         return self.wrapper_fn(res)  # type: ignore[misc]
 
     def get_single(self, item: Any) -> Any:
-        if self._opened() is None:
+        store = self._opened()
+        if store is None:
             raise IndexError("RaggedMmap is empty!")
         try:
-            res = self._store.get(operator.index(item))
+            res = store.get(operator.index(item))
         except OverflowError:
             raise IndexError(f"index {item} is out of range for {len(self)} items") from None
         return res if self.wrapper_fn is None else self._wrap(res)
@@ -294,9 +302,10 @@ class RaggedMmap:
         return self.get_multiple(item)
 
     def set_single(self, idx: Any, value: Any) -> None:
-        if self._opened() is None:
+        store = self._opened()
+        if store is None:
             raise IndexError("RaggedMmap is empty!")
-        start, end, _ = self._store.locate(operator.index(idx))
+        start, end, _ = store.locate(operator.index(idx))
         assert self._flat is not None
         if not self._flat.flags.writeable:
             raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' to assign items")

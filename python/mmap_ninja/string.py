@@ -187,4 +187,7 @@ class StringsMmap:
         cls, out_dir: PathLike, sample_generator: Iterable[str], batch_size: int, verbose: bool = False, **kwargs: Any
     ) -> StringsMmap:
         """Builds a store from a generator of strings, writing every ``batch_size`` items."""
-        return from_generator_base(out_dir, sample_generator, batch_size, cls.from_strings, verbose=verbose, **kwargs)
+        strings: StringsMmap = from_generator_base(
+            out_dir, sample_generator, batch_size, cls.from_strings, verbose=verbose, **kwargs
+        )
+        return strings
