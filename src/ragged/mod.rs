@@ -8,8 +8,6 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 pub use writer::RaggedWriter;
 
 use crate::column::{self, Column};
@@ -61,14 +59,17 @@ impl RaggedStore {
             if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
                 return Ok(None);
             }
-            Self::open_committed(dir, writable, 0).map(Some)
+            Self::open_committed(dir, writable, None).map(Some)
         };
         // No starts/: nothing committed (writers remove the flag before starts/ and add it after).
         let missing = || crate::store::require_empty_dir(dir, StoreKind::Ragged).map(|()| None);
         files::open_consistent(&marker, present, missing)
     }
 
-    fn open_committed(dir: &Path, writable: bool, depth: u32) -> Result<RaggedStore> {
+    /// Opens a store whose commit marker exists. `items` is set for the nested shapes store of a store with
+    /// that many items: its own `starts/` may list more (leftovers of a write that never committed, which the
+    /// next writer overwrites, so that its other columns may briefly be shorter than its `starts/`).
+    fn open_committed(dir: &Path, writable: bool, items: Option<usize>) -> Result<RaggedStore> {
         // starts/ first: writers replace it last, so every other file read after it is at least as new.
         let starts = Column::open(&dir.join(format::STARTS_DIR))?;
         let data = DenseStore::open_dir(dir, writable)?;
@@ -81,10 +82,10 @@ impl RaggedStore {
                 ))
             }
         };
-        let len = starts.len();
+        let len = items.map_or(starts.len(), |n| n.min(starts.len()));
         let ends = Column::open(&dir.join(format::ENDS_DIR))?;
         require_len(&ends, len)?;
-        let shapes = open_shapes(dir, depth)?;
+        let shapes = open_shapes(dir, len, items.is_some())?;
         match &shapes {
             Shapes::Flat(col) => require_len(col, len)?,
             Shapes::Nested(nested) if nested.len < len => {
@@ -196,11 +197,7 @@ impl RaggedStore {
             });
             at += count;
         }
-        if at as usize * itemsize >= PARALLEL_GATHER_BYTES {
-            copies.into_par_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
-        } else {
-            copies.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
-        }
+        copy_all(copies, at as usize * itemsize);
         Ok(placed)
     }
 
@@ -296,20 +293,43 @@ fn write_all(mut writer: RaggedWriter, dtype: Dtype, items: &[&[u8]], shapes: &[
     writer.commit()
 }
 
-fn open_shapes(dir: &Path, depth: u32) -> Result<Shapes> {
+/// Runs the copies (of `total` bytes in all), spread over scoped threads in runs of about equal bytes when the
+/// batch is large. Scoped threads, not a thread pool: a process forked after a gather (torch's DataLoader
+/// workers) inherits a pool without its threads, and its jobs would wait forever.
+fn copy_all(copies: Vec<(&[u8], &mut [u8])>, total: usize) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if total < PARALLEL_GATHER_BYTES || threads == 1 {
+        return copies.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
+    }
+    let share = total.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let (mut run, mut bytes) = (Vec::new(), 0);
+        for (src, dst) in copies {
+            bytes += src.len();
+            run.push((src, dst));
+            if bytes >= share {
+                let full = std::mem::take(&mut run);
+                scope.spawn(move || full.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src)));
+                bytes = 0;
+            }
+        }
+        run.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
+    });
+}
+
+fn open_shapes(dir: &Path, len: usize, nested: bool) -> Result<Shapes> {
     let mut shapes_dir = dir.join(format::SHAPES_DIR);
     if !files::exists(&shapes_dir)? && files::exists(&dir.join(FLAT_SHAPES_BACKUP_DIR))? {
         shapes_dir = dir.join(FLAT_SHAPES_BACKUP_DIR);
     }
     let kind = files::read_text_if_exists(&shapes_dir.join(format::TYPE_FILE), format::MAX_METADATA_BYTES)?;
-    let nested = kind.is_some_and(|k| k.trim() == StoreKind::Ragged.name());
-    if !nested {
+    if kind.is_none_or(|k| k.trim() != StoreKind::Ragged.name()) {
         return Column::open(&shapes_dir).map(Shapes::Flat);
     }
-    if depth > 0 {
+    if nested {
         return Err(Error::corrupt(&shapes_dir, "shapes of shapes must be flat"));
     }
-    let store = RaggedStore::open_committed(&shapes_dir, false, depth + 1)?;
+    let store = RaggedStore::open_committed(&shapes_dir, false, Some(len))?;
     if store.dtype() != Dtype::Int64 || !store.is_flat() {
         return Err(Error::corrupt(&shapes_dir, "nested shapes must be a flat int64 store"));
     }

@@ -231,7 +231,8 @@ impl RaggedWriter {
                     convert_to_nested(&self.dir, len, &shapes, commit)?;
                 } else {
                     // Written at our item count: shapes past it are leftovers of a write that never committed.
-                    let next = RaggedStore::open_committed(&shapes_dir, false, 1)?.data_end(len as usize)?;
+                    let shapes_store = RaggedStore::open_committed(&shapes_dir, false, Some(len as usize))?;
+                    let next = shapes_store.data_end(len as usize)?;
                     let committed = Committed { len, flat: true };
                     let mut nested =
                         RaggedWriter::appending_at(&shapes_dir, committed, next, Dtype::Int64, self.durable)?;
@@ -496,6 +497,31 @@ mod tests {
         assert_eq!(
             (s.len(), values(&s, 0), values(&s, 1), s.data_len()),
             (2, vec![1, 2], vec![3], 3)
+        );
+    }
+
+    #[test]
+    fn nested_shapes_left_longer_by_a_crash_open_and_are_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let options = WriteOptions::default();
+        RaggedStore::create(d, &options, Dtype::Int16, &[&le(&[1, 2])], &[vec![1, 2]]).unwrap();
+        // A writer died after the nested shapes store committed a second shape, before the parent's starts/.
+        let starts = d.join("shapes/starts");
+        std::fs::write(starts.join("data.ninja"), [0i64, 2].map(i64::to_le_bytes).concat()).unwrap();
+        std::fs::write(starts.join("shape.ninja"), format::encode_shape(&[2])).unwrap();
+        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
+        let mut w = RaggedWriter::append(d, &options).unwrap();
+        w.push(Dtype::Int16, &le(&[3, 4, 5]), &[3, 1]).unwrap();
+        // Until this commit lands, the nested ends/ (1 row) stays shorter than its starts/ (2 rows).
+        let mut commit = Commit::new(false);
+        w.stage(&mut commit).unwrap();
+        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
+        commit.apply().unwrap();
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        assert_eq!(
+            (s.len(), s.locate(1).unwrap().shape, values(&s, 1)),
+            (2, vec![3, 1], vec![3, 4, 5])
         );
     }
 
