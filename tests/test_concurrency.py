@@ -104,3 +104,33 @@ def test_readers_never_see_a_half_replaced_dense_store(tmp_path: Path) -> None:
     reads, errors = _race(_replace_dense, path, check)
     assert errors == []
     assert reads > 20
+
+
+def _convert_flat_stores(path: Path, stop: multiprocessing.synchronize.Event) -> None:
+    """Makes flat stores path/0, path/1, ... and turns each n-d (which swaps its shapes/ directory), pointing
+    ``path/current`` at the store being converted."""
+    k = 0
+    while not stop.is_set():
+        RaggedMmap.from_lists(path / str(k), [np.arange(3), np.arange(2)])
+        (path / "current.tmp").write_text(str(k))
+        (path / "current.tmp").rename(path / "current")
+        RaggedMmap(path / str(k), mode="r+").extend([np.ones((2, 2), np.int64)])
+        k += 1
+
+
+def test_readers_opening_while_a_flat_store_turns_n_dimensional(tmp_path: Path) -> None:
+    path = tmp_path / "many"
+    path.mkdir()
+    (path / "current").write_text("-1")
+
+    def check() -> None:
+        k = (path / "current").read_text()
+        if k == "-1":
+            return
+        store = RaggedMmap(path / k)
+        assert [x.tolist() for x in store[:2]] == [[0, 1, 2], [0, 1]]
+        assert len(store) == 2 or store[2].tolist() == [[1, 1], [1, 1]]
+
+    reads, errors = _race(_convert_flat_stores, path, check)
+    assert errors == []
+    assert reads > 20

@@ -317,21 +317,37 @@ fn copy_all(copies: Vec<(&[u8], &mut [u8])>, total: usize) {
     });
 }
 
+/// Opens `shapes/`. When a flat store turns n-d, a writer swaps `shapes/` by two renames (the flat column to
+/// `shapes.flat-old/`, then the new nested store in): each directory is read whole and unchanged, or read
+/// again, and between the renames the old column is found in the backup.
 fn open_shapes(dir: &Path, len: usize, nested: bool) -> Result<Shapes> {
-    let mut shapes_dir = dir.join(format::SHAPES_DIR);
-    if !files::exists(&shapes_dir)? && files::exists(&dir.join(FLAT_SHAPES_BACKUP_DIR))? {
-        shapes_dir = dir.join(FLAT_SHAPES_BACKUP_DIR);
+    let candidates = [dir.join(format::SHAPES_DIR), dir.join(FLAT_SHAPES_BACKUP_DIR)];
+    let mut last = None;
+    for _ in 0..3 {
+        for path in &candidates {
+            let missing = || Err(Error::io(path)(std::io::ErrorKind::NotFound.into()));
+            match files::open_consistent(path, || open_shapes_at(path, len, nested), missing) {
+                Err(Error::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    last = Some(Error::Io { path, source });
+                }
+                result => return result,
+            }
+        }
     }
+    Err(last.expect("at least one attempt"))
+}
+
+fn open_shapes_at(shapes_dir: &Path, len: usize, nested: bool) -> Result<Shapes> {
     let kind = files::read_text_if_exists(&shapes_dir.join(format::TYPE_FILE), format::MAX_METADATA_BYTES)?;
     if kind.is_none_or(|k| k.trim() != StoreKind::Ragged.name()) {
-        return Column::open(&shapes_dir).map(Shapes::Flat);
+        return Column::open(shapes_dir).map(Shapes::Flat);
     }
     if nested {
-        return Err(Error::corrupt(&shapes_dir, "shapes of shapes must be flat"));
+        return Err(Error::corrupt(shapes_dir, "shapes of shapes must be flat"));
     }
-    let store = RaggedStore::open_committed(&shapes_dir, false, Some(len))?;
+    let store = RaggedStore::open_committed(shapes_dir, false, Some(len))?;
     if store.dtype() != Dtype::Int64 || !store.is_flat() {
-        return Err(Error::corrupt(&shapes_dir, "nested shapes must be a flat int64 store"));
+        return Err(Error::corrupt(shapes_dir, "nested shapes must be a flat int64 store"));
     }
     Ok(Shapes::Nested(Box::new(store)))
 }
