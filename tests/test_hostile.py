@@ -284,7 +284,8 @@ def touch(value: Any) -> None:
         np.asarray(value).sum()
 
 
-def read_ragged(store: RaggedMmap, progress: Callable[[str], None]) -> None:
+def read_list(store: RaggedMmap | StringsMmap, progress: Callable[[str], None]) -> None:
+    """Reads every item of a ragged or string store one by one, as a slice, as a list, and gathered."""
     n = len(store)
     progress("items")
     for i in range(n):
@@ -295,22 +296,10 @@ def read_ragged(store: RaggedMmap, progress: Callable[[str], None]) -> None:
     progress("m[[0, -1]]")
     for item in store[[0, -1]] if n else []:
         touch(item)
-    progress("gather")
-    for item in store.gather(np.arange(n)):
-        touch(item)
-
-
-def read_strings(store: StringsMmap, progress: Callable[[str], None]) -> None:
-    n = len(store)
-    progress("items")
-    for i in range(n):
-        touch(store[i])
-    progress("s[:]")
-    for item in store[:]:
-        touch(item)
-    progress("s[[0, -1]]")
-    for item in store[[0, -1]] if n else []:
-        touch(item)
+    if isinstance(store, RaggedMmap):
+        progress("gather")
+        for item in store.gather(np.arange(n)):
+            touch(item)
 
 
 def read_dense(array: np.ndarray, progress: Callable[[str], None]) -> None:
@@ -325,10 +314,8 @@ def read_dense(array: np.ndarray, progress: Callable[[str], None]) -> None:
 
 
 def read_any(store: Any, progress: Callable[[str], None]) -> None:
-    if isinstance(store, RaggedMmap):
-        read_ragged(store, progress)
-    elif isinstance(store, StringsMmap):
-        read_strings(store, progress)
+    if isinstance(store, RaggedMmap | StringsMmap):
+        read_list(store, progress)
     else:
         read_dense(store, progress)
 
