@@ -30,3 +30,10 @@ def assert_item_equal(got: Any, want: Any) -> None:
     assert isinstance(got, np.ndarray), type(got)
     assert got.shape == want.shape, (got.shape, want.shape)
     np.testing.assert_array_equal(got, want)
+
+
+def strict_warnings(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn`` (importable by spawned workers) that turns warnings into errors."""
+    import warnings
+
+    warnings.simplefilter("error")

@@ -39,6 +39,11 @@ class _NinjaMemmap(np.memmap):
         arr = np.asarray(arr).view(np.ndarray)
         return arr[()] if return_scalar else arr
 
+    def __getitems__(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """A batch for torch's DataLoader: the rows of one fancy-indexed copy, so they are writable (torch warns
+        on read-only arrays) and gathered by numpy in one call."""
+        return list(np.ndarray.__getitem__(self, np.asarray(indices, dtype=np.intp)).view(np.ndarray))
+
     def __reduce__(self) -> str | tuple[Any, ...]:
         # The whole store pickles as its path, mode and row count; views of it (which do not carry
         # `_ninja_store`) pickle their data as plain arrays.

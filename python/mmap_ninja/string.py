@@ -114,6 +114,10 @@ class StringsMmap:
             return []
         return store.get_many(indices)
 
+    def __getitems__(self, indices: Sequence[int]) -> list[str]:
+        """A batch for torch's DataLoader, decoded in one native call."""
+        return self.get_multiple(indices)
+
     def __getitem__(self, item: Any) -> Any:
         if type(item) is int and self._store is not None and -(2**63) <= item < 2**63:
             return self._store.get(item)
