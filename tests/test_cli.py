@@ -1,4 +1,5 @@
-"""python -m mmap_ninja: info, check (exit codes, one line per fault) and the bench main job."""
+"""python -m mmap_ninja: info, check (exit codes, one line per fault), --help and usage errors, and the bench
+main job (convert has its own file, test_convert.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mmap_ninja.ragged import RaggedMmap
 
@@ -42,9 +44,56 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "type.ninja" in out.stderr
 
 
-def test_bench_prints_the_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [[], ["bench"], ["convert"], ["info"], ["check"]])
+def test_help_for_every_command(command: list[str]) -> None:
+    out = cli(*command, "--help")
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m mmap_ninja") and not out.stderr
+
+
+def test_usage_errors_are_one_line() -> None:
+    for args in (["bench", "--n-images", "0"], ["nope"], []):
+        out = cli(*args)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "error:" in out.stderr, out.stderr
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in stdout.splitlines() if line.startswith("| ")]
+
+
+def test_bench_makes_jpegs_converts_them_and_prints_the_table(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
     out = cli("bench", "--n-images", "3", "--dir", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    rows = [line.split("|")[1].strip() for line in out.stdout.splitlines() if line.startswith("| ")]
-    assert rows[1:] == ["in_memory", "ragged_mmap", "load_from_disk"]
-    assert len(RaggedMmap(tmp_path / "ragged")) == 3
+    rows = table_rows(out.stdout)
+    assert [row[0] for row in rows[1:]] == ["in_memory", "ragged_mmap", "decode_from_disk"]
+    assert all(len(row) == 8 and all(float(c) >= 0 for c in row[1:]) for row in rows[1:])
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["000000.jpg", "000001.jpg", "000002.jpg"]
+    images = RaggedMmap(tmp_path / "ragged")
+    assert len(images) == 3 and all(img.dtype == np.uint8 and img.shape[2] == 3 for img in images[:])
+    assert all(300 <= min(img.shape[:2]) <= max(img.shape[:2]) <= 640 for img in images[:])
+
+
+def test_bench_on_a_folder_with_a_plot(tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("matplotlib")
+    src = tmp_path / "mine"
+    src.mkdir()
+    for i in range(3):
+        image.fromarray(np.full((20 + i, 30, 3), i, np.uint8)).save(src / f"{i}.png")
+    (src / "broken.png").write_bytes(b"broken")
+    out = cli("bench", "--images", str(src), "--dir", str(tmp_path / "work"), "--plot", str(tmp_path / "t.png"))
+    assert out.returncode == 0, out.stderr
+    assert "skipped broken.png: " in out.stderr and out.stdout.count("| ") >= 4
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(RaggedMmap(tmp_path / "work" / "ragged")) == 3
+
+
+def test_bench_plot_errors_before_running(tmp_path: Path) -> None:
+    out = cli("bench", "--plot", str(tmp_path / "missing" / "t.png"))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "error: " in out.stderr
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from mmap_ninja.__main__ import main; "
+        f"sys.exit(main(['bench', '--plot', {str(tmp_path / 't.png')!r}]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr == "error: --plot needs matplotlib: pip install matplotlib\n"

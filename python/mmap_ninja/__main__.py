@@ -1,4 +1,5 @@
-"""Command line: ``python -m mmap_ninja {bench,info,check}``; ``--help`` on each command."""
+"""Command line: ``python -m mmap_ninja {bench,convert,info,check}``; ``--help`` on each command. Errors are one
+line on stderr: exit 1 for a failed command, 2 for bad arguments, 130 when interrupted."""
 
 from __future__ import annotations
 
@@ -6,8 +7,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import MmapNinjaError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the usage itself is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -29,28 +48,79 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if faults else 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import NAMES_DIR, convert, report_skip
+
+    done = convert(
+        args.images_dir,
+        args.out_dir,
+        args.mode,
+        strict=args.strict,
+        overwrite=args.overwrite,
+        jobs=args.jobs,
+        verbose=not args.quiet,
+        on_skip=report_skip,
+    )
+    skipped = f", skipped {len(done.skipped)} unreadable" if done.skipped else ""
+    print(
+        f"{args.out_dir}: {len(done.names)} images ({args.mode}, uint8) in {done.seconds:.2f} s{skipped}; "
+        f"names in {Path(args.out_dir) / NAMES_DIR}"
+    )
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import run
 
-    run(args.images, Path(args.dir) if args.dir else None, args.n_images, args.seed)
+    run(args.images, args.dir, args.n_images, args.seed, args.plot)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mmap_ninja", description="Memory-mapped datasets for machine learning.")
+    from .convert import MODES
+
+    p = _Parser(prog="python -m mmap_ninja", description="Memory-mapped datasets for machine learning.")
     sub = p.add_subparsers(dest="command", required=True)
     bench = sub.add_parser(
         "bench",
-        help="build a RaggedMmap from an image folder and compare it with in-memory and load-from-disk",
-        description="The main job: convert an image folder (default: built-in synthetic COCO-sized images) into a "
-        "RaggedMmap, then print initial load, one pass as views and touched, real memory and disk usage for "
-        "in-memory, mmap_ninja and load-from-disk.",
+        help="convert an image folder and compare in-memory, mmap_ninja and decoding from disk",
+        description="The main job: convert a folder of JPEGs (default: built-in COCO-like images made from the "
+        "photos the package ships) into a RaggedMmap, then print initial load, one pass as views and touched (warm "
+        "and cold page cache), real memory and disk usage for in-memory, mmap_ninja and decode-from-disk.",
     )
-    bench.add_argument("--images", help="folder of .npy images to use instead of the built-in data")
-    bench.add_argument("--dir", help="work folder (default: a temporary folder, removed afterwards)")
-    bench.add_argument("--n-images", type=int, default=300, help="number of built-in images (default 300)")
+    bench.add_argument("--images", type=Path, metavar="DIR", help="image folder to use instead of the built-in data")
+    bench.add_argument("--dir", type=Path, help="work folder (default: a temporary folder, removed afterwards)")
+    bench.add_argument("--n-images", type=_positive, default=300, help="number of built-in images (default 300)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the built-in images")
+    bench.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the table as bar charts (matplotlib)")
     bench.set_defaults(run=_bench)
+    convert = sub.add_parser(
+        "convert",
+        help="turn a folder of images into a RaggedMmap of uint8 arrays, with their names",
+        description="Decode every image under IMAGES_DIR (jpg, png, bmp, gif, tif, webp, ppm...; any case; "
+        "subfolders included, hidden ones skipped) with Pillow, in sorted path order, into OUT_DIR: a RaggedMmap "
+        "of uint8 arrays ((H, W, 3) for RGB, (H, W) for L), with the paths relative to IMAGES_DIR in the "
+        "StringsMmap OUT_DIR/names (mmap_ninja.convert.NamedImages(OUT_DIR)['a/b.jpg'] looks one up). "
+        "OUT_DIR appears only when complete.",
+        epilog="Unreadable images are named on stderr. Exit 0 when done (also with skipped images), 1 on an error "
+        "(nothing written), 2 on bad arguments.",
+    )
+    convert.add_argument("images_dir", metavar="IMAGES_DIR")
+    convert.add_argument("out_dir", metavar="OUT_DIR")
+    convert.add_argument(
+        "--mode",
+        choices=MODES,
+        default="RGB",
+        help="convert every image to RGB (default), RGBA or L (grayscale); 'keep' keeps L, LA, RGB and RGBA "
+        "and turns other modes into RGB (RGBA with transparency)",
+    )
+    convert.add_argument(
+        "--strict", action="store_true", help="stop at the first unreadable image (default: report and skip it)"
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is a store already")
+    convert.add_argument("-j", "--jobs", type=_positive, help="decoding threads (default: one per core)")
+    convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    convert.set_defaults(run=_convert)
     info = sub.add_parser(
         "info", help="store type, items, dtype, shapes and bytes on disk", description="Describe a store."
     )
@@ -71,9 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
-    except (OSError, MmapNinjaError, ValueError, TypeError) as exc:
+    except (OSError, ImportError, MmapNinjaError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
