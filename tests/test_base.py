@@ -1,4 +1,5 @@
-"""base: the reference's helpers, Wrapped, index normalisation; and no pickle/eval on any read path."""
+"""base: the reference's helpers, Wrapped, index normalisation, progress bars; and no pickle/eval on any read
+path."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import pytest
 
 import mmap_ninja
+from mmap_ninja import numpy as np_ninja
 from mmap_ninja.base import Wrapped, normalize_indices
+from mmap_ninja.ragged import RaggedMmap
+from mmap_ninja.string import StringsMmap
 
 
 def test_wrapped_copies_before_calling() -> None:
@@ -60,3 +64,21 @@ def test_reference_parallel_helpers() -> None:
     assert list(ParallelBatchCollector(squares, 2).batches()) == [[0, 1], [4, 9], [16]]
     endless = make_indexable(lambda i: i if i < 3 else [][i])
     assert list(ParallelBatchCollector(endless, 2).batches()) == [[0, 1], [2]]
+
+
+def test_progress_bars_go_to_stderr_and_nothing_prints_otherwise(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    items = [np.arange(i + 1) for i in range(5)]
+    builds = {
+        "ragged": lambda d, v: RaggedMmap.from_generator(d, iter(items), batch_size=2, verbose=v),
+        "indexable": lambda d, v: RaggedMmap.from_indexable(d, items, batch_size=2, verbose=v),
+        "strings": lambda d, v: StringsMmap.from_generator(d, iter(["a", "b", "c"]), batch_size=2, verbose=v),
+        "dense": lambda d, v: np_ninja.from_generator(d, iter(items[:1] * 3), batch_size=2, verbose=v),
+    }
+    for name, build in builds.items():
+        build(tmp_path / f"{name}-quiet", False)
+        assert capfd.readouterr() == ("", ""), name
+        build(tmp_path / f"{name}-verbose", True)
+        out, err = capfd.readouterr()
+        assert out == "" and ("it/s" in err or "s/it" in err), (name, out, err)
