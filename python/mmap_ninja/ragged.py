@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator
 import sys
+from itertools import islice
 from collections.abc import Callable, Iterable, Sequence
 from copy import copy
 from pathlib import Path
@@ -58,9 +59,10 @@ class _Batch:
         self.dtype: np.dtype[Any] = np.dtype(np.float64) if dtype is None else dtype
 
 
-# Items are handed to the native writer in chunks of about this many bytes, so memory stays bounded and the
-# allocator recycles the same warm pages instead of faulting in a fresh batch.
+# Items are handed to the native writer in chunks of about this many bytes (at most _CHUNK_ITEMS items), so
+# memory stays bounded and the allocator recycles the same warm pages instead of faulting in a fresh batch.
 _CHUNK_BYTES = 8 << 20
+_CHUNK_ITEMS = 4096
 
 
 def _write(
@@ -78,29 +80,34 @@ def _write(
     try:
         if dtype is None and writer.dtype is not None:
             dtype = np.dtype(writer.dtype).newbyteorder("<")
-        chunk: list[Any] = []
-        chunk_bytes = since_commit = 0
-        for item in items:
-            chunk.append(item)
-            chunk_bytes += getattr(item, "nbytes", 0)
-            since_commit += 1
-            if chunk_bytes >= _CHUNK_BYTES or since_commit == batch_size:
-                dtype = _push(writer, chunk, dtype)
-                chunk, chunk_bytes = [], 0
-                if since_commit == batch_size:
-                    writer.commit()
-                    since_commit = 0
-        if chunk:
-            _push(writer, chunk, dtype)
+        it = iter(items)
+        take = 1  # items per chunk: grows (at most 8x a chunk) towards _CHUNK_BYTES worth of items
+        since_commit = 0
+        while chunk := list(islice(it, min(take, batch_size - since_commit))):
+            dtype, nbytes = _push(writer, chunk, dtype)
+            since_commit += len(chunk)
+            if since_commit == batch_size:
+                writer.commit()
+                since_commit = 0
+            fit = _CHUNK_BYTES * len(chunk) // nbytes if nbytes else _CHUNK_ITEMS
+            take = max(1, min(take * 8, fit, _CHUNK_ITEMS))
+            del chunk  # before the next chunk is generated: one chunk alive at a time
         writer.commit()
     finally:
         writer.close()
 
 
-def _push(writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None) -> np.dtype[Any]:
-    batch = _Batch(chunk, dtype)
+def _push(
+    writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None
+) -> tuple[np.dtype[Any], int]:
+    """Writes ``chunk``: its leading C-contiguous arrays of the store's dtype straight from their memory, the
+    rest (other dtypes, lists, scalars, ...) converted exactly first. Returns the dtype and the bytes written."""
+    done, nbytes = (0, 0) if dtype is None else writer.push_arrays(dtype.name, chunk)
+    if dtype is not None and done == len(chunk):
+        return dtype, nbytes
+    batch = _Batch(chunk[done:], dtype)
     writer.push(batch.dtype.name, batch.arrays, batch.scalars)
-    return batch.dtype
+    return batch.dtype, nbytes + sum(arr.nbytes for arr in batch.arrays)
 
 
 class _GatherBuffers:

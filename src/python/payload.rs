@@ -4,6 +4,7 @@
 use pyo3::buffer::{PyBuffer, PyUntypedBuffer};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyType};
 
 use super::buffer::bytes_of;
 use crate::format::Dtype;
@@ -57,6 +58,33 @@ impl Items {
             })
             .collect::<PyResult<_>>()?;
         Ok(Items { buffers })
+    }
+
+    /// The items of `list` from `start` on, up to the first that cannot be written as it is: those that are
+    /// exactly `ndarray` (no subclass, nor another buffer exporter such as `bytes`, which the Python layer
+    /// converts or refuses), at least 1-D, C-contiguous, of `dtype` little-endian.
+    pub fn leading_arrays(list: &Bound<'_, PyList>, start: usize, dtype: Dtype, ndarray: &Bound<'_, PyType>) -> Items {
+        let mut buffers = Vec::new();
+        for item in list.iter().skip(start) {
+            if !item.get_type().is(ndarray) {
+                break;
+            }
+            let Ok(buf) = PyUntypedBuffer::get(&item) else {
+                break;
+            };
+            let format = buf.format().to_string_lossy();
+            let fits = buf.dimensions() >= 1 && buf.is_c_contiguous() && buf.item_size() == dtype.itemsize();
+            if !fits || !format_matches(dtype, &format) {
+                break;
+            }
+            buffers.push(buf);
+        }
+        Items { buffers }
+    }
+
+    /// How many items there are.
+    pub fn len(&self) -> usize {
+        self.buffers.len()
     }
 
     /// Each item's bytes.

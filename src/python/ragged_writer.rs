@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyType};
 
 use super::dense::parse_dtype;
 use super::options::locked;
@@ -69,6 +70,31 @@ impl PyRaggedWriter {
                 .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
         })?;
         Ok(())
+    }
+
+    /// Writes the items of `items` from `start` on, straight from their memory, up to the first that is not a
+    /// C-contiguous, at least 1-D numpy array of `dtype`; returns how many items and bytes it wrote (the
+    /// Python layer converts the rest).
+    #[pyo3(signature = (dtype, items, start = 0))]
+    fn push_arrays(
+        &mut self,
+        py: Python<'_>,
+        dtype: &str,
+        items: &Bound<'_, PyList>,
+        start: usize,
+    ) -> PyResult<(usize, usize)> {
+        let dtype = parse_dtype(dtype)?;
+        let ndarray = py.import("numpy")?.getattr("ndarray")?.cast_into::<PyType>()?;
+        let items = Items::leading_arrays(items, start, dtype, &ndarray);
+        let (slices, shapes) = (items.slices()?, items.shapes());
+        let writer = self.writer()?;
+        py.detach(|| {
+            slices
+                .iter()
+                .zip(&shapes)
+                .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
+        })?;
+        Ok((items.len(), slices.iter().map(|s| s.len()).sum()))
     }
 
     /// Makes every pushed item visible in one atomic step.
