@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import operator
 import sys
-from itertools import islice
 from collections.abc import Callable, Iterable, Sequence
 from copy import copy
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
