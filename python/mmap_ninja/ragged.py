@@ -97,9 +97,7 @@ def _write(
         writer.close()
 
 
-def _push(
-    writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None
-) -> tuple[np.dtype[Any], int]:
+def _push(writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None) -> tuple[np.dtype[Any], int]:
     """Writes ``chunk``: its leading C-contiguous arrays of the store's dtype straight from their memory, the
     rest (other dtypes, lists, scalars, ...) converted exactly first. Returns the dtype and the bytes written."""
     done, nbytes = (0, 0) if dtype is None else writer.push_arrays(dtype.name, chunk)
