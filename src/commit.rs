@@ -30,7 +30,7 @@ pub(crate) fn write_at(path: &Path, offset: u64, parts: &[&[u8]]) -> Result<()> 
 
 /// Replaces `path` with `parts` written back to back, atomically (temporary file, then rename); `durable`
 /// flushes the temporary file to disk before the rename.
-fn replace_file_parts(path: &Path, parts: &[&[u8]], durable: bool) -> Result<()> {
+pub(crate) fn replace_file_parts(path: &Path, parts: &[&[u8]], durable: bool) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut writer = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(Error::io(&tmp))?);

@@ -4,6 +4,7 @@ views into the mapping (no copy); the native layer locates them."""
 from __future__ import annotations
 
 import operator
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from copy import copy
@@ -65,6 +66,21 @@ _CHUNK_BYTES = 8 << 20
 _CHUNK_ITEMS = 4096
 
 
+# Writers open in this process. A forked child closes its copies at once: the store's lock belongs to the
+# open file, which the child shares, so a child that kept it would keep the store locked after the parent is
+# done. (The native writer also refuses to write from a child.)
+_OPEN_WRITERS: set[_native.RaggedWriter] = set()
+
+
+def _close_inherited_writers() -> None:
+    for writer in _OPEN_WRITERS:
+        writer.close()
+    _OPEN_WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_writers)
+
+
 def _write(
     out_dir: PathLike,
     items: Iterable[Any],
@@ -77,6 +93,7 @@ def _write(
     """Streams ``items`` into the store in ``out_dir``, committing every ``batch_size`` items and at the end.
     The store's lock is held throughout and released on return, also when ``items`` raises."""
     writer = _native.RaggedWriter(Path(out_dir), replace=replace, wait=wait_seconds(wait), durable=durable)
+    _OPEN_WRITERS.add(writer)
     try:
         if dtype is None and writer.dtype is not None:
             dtype = np.dtype(writer.dtype).newbyteorder("<")
@@ -94,6 +111,7 @@ def _write(
             del chunk  # before the next chunk is generated: one chunk alive at a time
         writer.commit()
     finally:
+        _OPEN_WRITERS.discard(writer)
         writer.close()
 
 

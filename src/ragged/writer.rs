@@ -57,6 +57,7 @@ impl RaggedWriter {
     pub fn append(dir: &Path, options: &WriteOptions) -> Result<RaggedWriter> {
         let lock = WriteLock::acquire(dir, options.wait)?;
         crate::store::require_kind(dir, StoreKind::Ragged)?;
+        finish_interrupted_conversion(dir)?;
         let mut writer = match RaggedStore::open(dir, false)? {
             Some(store) => Self::appending(dir, &store, options.durable)?,
             None => Self::new_store(dir, options.durable),
@@ -307,6 +308,12 @@ impl RaggedWriter {
 
 impl Drop for RaggedWriter {
     fn drop(&mut self) {
+        // Unwritten pushed bytes are dropped, never flushed: they are uncommitted anyway, and a flush here
+        // could land after the lock is released, or (in a forked child, which shares the file's position)
+        // in the middle of what the parent writes next.
+        if let Some(data) = self.data.take() {
+            drop(data.into_parts());
+        }
         // A forked child's copy must not delete the temporary file its parent is still writing.
         if let (Some(tmp), Ok(())) = (self.data_tmp.take(), self.check_process()) {
             let _ = fs::remove_file(tmp);
@@ -343,6 +350,31 @@ fn convert_to_nested(dir: &Path, len: u64, pending: &[Vec<u64>], commit: &mut Co
     fs::rename(&shapes_dir, &backup).map_err(Error::io(&shapes_dir))?;
     fs::rename(&tmp, &shapes_dir).map_err(Error::io(&shapes_dir))?;
     commit.replace_now(&dir.join(format::SHAPES_ARE_FLAT_FILE), &[&format::encode_flag(false)])
+}
+
+/// Repairs what a writer killed inside `convert_to_nested` left (the caller holds the lock): between its two
+/// renames `shapes/` is missing (the committed flat column waits in the backup: put it back and drop the
+/// unfinished nested store); after them, a nested `shapes/` may still be flagged flat (clear the flag, which
+/// mmap-ninja 0.9.0 relies on).
+fn finish_interrupted_conversion(dir: &Path) -> Result<()> {
+    let (shapes, backup) = (dir.join(format::SHAPES_DIR), dir.join(FLAT_SHAPES_BACKUP_DIR));
+    if !files::exists(&backup)? {
+        return Ok(());
+    }
+    if !files::exists(&shapes)? {
+        fs::rename(&backup, &shapes).map_err(Error::io(&shapes))?;
+        return files::remove_if_exists(&dir.join(NESTED_SHAPES_TMP_DIR));
+    }
+    let nested = files::read_text_if_exists(&shapes.join(format::TYPE_FILE), format::MAX_METADATA_BYTES)?
+        .is_some_and(|kind| kind.trim() == StoreKind::Ragged.name());
+    if nested {
+        commit::replace_file_parts(
+            &dir.join(format::SHAPES_ARE_FLAT_FILE),
+            &[&format::encode_flag(false)],
+            false,
+        )?;
+    }
+    Ok(())
 }
 
 fn to_i64(values: &[u64]) -> Result<Vec<i64>> {
@@ -523,6 +555,38 @@ mod tests {
             (s.len(), s.locate(1).unwrap().shape, values(&s, 1)),
             (2, vec![3, 1], vec![3, 4, 5])
         );
+    }
+
+    #[test]
+    fn a_conversion_killed_between_its_renames_is_finished_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let options = WriteOptions::default();
+        RaggedStore::create(d, &options, Dtype::Int16, &[&le(&[1, 2])], &[vec![2]]).unwrap();
+        // Killed after moving the flat column aside, before moving the nested store in.
+        fs::rename(d.join("shapes"), d.join(FLAT_SHAPES_BACKUP_DIR)).unwrap();
+        fs::create_dir(d.join(NESTED_SHAPES_TMP_DIR)).unwrap();
+        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1); // readers use the backup
+        RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[3, 4])], &[vec![1, 2]]).unwrap();
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        assert_eq!(
+            (s.len(), s.locate(1).unwrap().shape, values(&s, 1)),
+            (2, vec![1, 2], vec![3, 4])
+        );
+        assert!(!d.join(FLAT_SHAPES_BACKUP_DIR).exists() && !d.join(NESTED_SHAPES_TMP_DIR).exists());
+        assert_eq!(
+            fs::read(d.join(format::SHAPES_ARE_FLAT_FILE)).unwrap(),
+            format::encode_flag(false)
+        );
+        // Killed after both renames, before clearing the flag: the next writer clears it.
+        fs::write(d.join(format::SHAPES_ARE_FLAT_FILE), format::encode_flag(true)).unwrap();
+        fs::create_dir(d.join(FLAT_SHAPES_BACKUP_DIR)).unwrap();
+        RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[5])], &[vec![1]]).unwrap();
+        assert_eq!(
+            fs::read(d.join(format::SHAPES_ARE_FLAT_FILE)).unwrap(),
+            format::encode_flag(false)
+        );
+        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 3);
     }
 
     #[test]
