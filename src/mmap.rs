@@ -15,6 +15,8 @@ pub struct Region {
     map: Option<MmapRaw>,
     writable: bool,
     path: PathBuf,
+    /// Device and inode of the mapped file: a replaced store has a new data file, an extended one the same.
+    identity: (u64, u64),
 }
 
 impl Region {
@@ -26,7 +28,11 @@ impl Region {
             File::open(path)
         }
         .map_err(Error::io(path))?;
-        let len = file.metadata().map_err(Error::io(path))?.len();
+        let meta = file.metadata().map_err(Error::io(path))?;
+        let (len, identity) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.len(), (meta.dev(), meta.ino()))
+        };
         let len = usize::try_from(len).map_err(|_| Error::corrupt(path, "file larger than the address space"))?;
         let map = if len == 0 {
             None
@@ -44,6 +50,7 @@ impl Region {
             map,
             writable,
             path: path.to_path_buf(),
+            identity,
         })
     }
 
@@ -53,8 +60,9 @@ impl Region {
             None => &[],
             // SAFETY: `map` is a live mapping of exactly `map.len()` bytes that stays mapped until `self`
             // drops, and the returned slice borrows `self`, so it cannot outlive the mapping. The pages stay
-            // backed because this crate never truncates a store file (writers append, or write a new file and
-            // rename it over the old one, which leaves this inode intact). What could still break this is
+            // backed because this crate never truncates a store file (writers write past the committed end, or
+            // write a new file and rename it over the old one, which leaves this inode intact). What could
+            // still break this is
             // another program truncating the file: mmap-ninja 0.9.0 does (it rewrites `data.ninja` in place
             // with mode "wb" when it recreates a store), so a reader of ours mapping a store that 0.9.0
             // recreates at the same moment can get SIGBUS; the README says so. Contents may change under
@@ -85,6 +93,11 @@ impl Region {
     /// True when mapped read-write.
     pub fn is_writable(&self) -> bool {
         self.writable
+    }
+
+    /// Device and inode of the mapped file when it was opened.
+    pub fn identity(&self) -> (u64, u64) {
+        self.identity
     }
 
     /// The mapped file.

@@ -166,6 +166,11 @@ impl StringStore {
         self.len == 0
     }
 
+    /// The mapping of the data file.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.data
+    }
+
     /// True when items are zstd frames.
     pub fn is_compressed(&self) -> bool {
         self.codec.is_some()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mmap_ninja import StoreReplacedError
 from mmap_ninja import numpy as np_ninja
 from mmap_ninja.ragged import RaggedMmap
 from mmap_ninja.string import StringsMmap
@@ -57,6 +58,13 @@ def test_unpickled_readers_keep_the_parents_snapshot(tmp_path: Path) -> None:
     np_ninja.extend_dir(tmp_path / "d", np.zeros((1, 3)))
     assert [len(pickle.loads(b)) for b in blobs] == [2, 2, 2]
     assert len(pickle.loads(pickle.dumps(RaggedMmap(tmp_path / "r")))) == 3
+    # Replaced stores are not the snapshot any more, even with as many items.
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(9)] * 3)
+    StringsMmap.from_strings(tmp_path / "s", ["x"] * 3)
+    np_ninja.from_ndarray(tmp_path / "d", np.ones((3, 3)))
+    for blob in blobs:
+        with pytest.raises(StoreReplacedError):
+            pickle.loads(blob)
 
 
 def test_views_of_a_dense_store_pickle_their_data(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmap_ninja import CorruptStoreError
+from mmap_ninja import CorruptStoreError, StoreReplacedError
 from mmap_ninja.ragged import RaggedMmap
 
 from support import assert_item_equal
@@ -358,15 +358,17 @@ def test_opening_another_kind_of_store_is_refused(tmp_path: Path) -> None:
         StringsMmap(tmp_path / "r")[0]
 
 
-def test_readers_are_snapshots_that_refresh_without_shrinking(tmp_path: Path) -> None:
+def test_readers_are_snapshots_that_refresh_only_within_the_same_store(tmp_path: Path) -> None:
     writer = RaggedMmap.from_lists(tmp_path / "r", [np.arange(2)])
     reader = RaggedMmap(tmp_path / "r")
     view = reader[0]
     writer.extend([np.arange(3), np.arange(4)])
     assert len(writer) == 3 and len(reader) == 1  # the reader's length does not change under it
     assert reader.refresh() == 3 and reader[2].tolist() == [0, 1, 2, 3]
-    RaggedMmap.from_lists(tmp_path / "r", [np.arange(9)])  # replaced by a shorter store
-    assert reader.refresh() == 3 and reader[1].tolist() == [0, 1, 2]
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(9)] * 5)  # replaced by another store, even a longer one
+    with pytest.raises(StoreReplacedError):
+        reader.refresh()
+    assert len(reader) == 3 and reader[1].tolist() == [0, 1, 2]  # the snapshot is kept
     reader.close()
     with pytest.raises(ValueError, match="closed"):
         len(reader)

@@ -6,7 +6,7 @@ A Rust-backed successor of mmap-ninja 0.9.0 with the same API and on-disk format
 __version__ = "0.10.0"
 
 from .base import Wrapped
-from .errors import CorruptStoreError, ForkedWriterError, MmapNinjaError, StoreLockedError
+from .errors import CorruptStoreError, ForkedWriterError, MmapNinjaError, StoreLockedError, StoreReplacedError
 from .generic import open_existing
 from .numpy import (
     append as np_append,
@@ -35,6 +35,7 @@ __all__ = [
     "MmapNinjaError",
     "RaggedMmap",
     "StoreLockedError",
+    "StoreReplacedError",
     "StringsMmap",
     "Wrapped",
     "np_append",

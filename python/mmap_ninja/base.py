@@ -83,6 +83,19 @@ class Wrapped:
         return len(self.data)
 
 
+Identity = tuple[int, int]
+
+
+def require_same_store(path: Path, old: Identity | None, old_len: int, new: Identity | None, new_len: int) -> None:
+    """Raises ``StoreReplacedError`` unless the store found now (``new``: the device and inode of its data file,
+    None when empty) is the one a snapshot of ``old_len`` items was taken of, extended or not. A snapshot of an
+    empty store matches any store."""
+    if old is not None and (new != old or new_len < old_len):
+        from .errors import StoreReplacedError
+
+        raise StoreReplacedError(f"{path} was replaced since this reader opened it; open it again")
+
+
 def wait_seconds(wait: bool | float) -> float:
     """A write's ``wait`` option in seconds: False fails at once when another writer holds the store's lock,
     True waits until it is free, a number waits at most that many seconds."""

@@ -18,5 +18,10 @@ class StoreLockedError(MmapNinjaError, BlockingIOError):
     Pass ``wait=True`` (or a number of seconds) to wait for it instead."""
 
 
+class StoreReplacedError(MmapNinjaError, RuntimeError):
+    """The store a reader snapshot (or a pickled reader) refers to was replaced by another one since (its data
+    file is a new file, or it holds fewer items): open it again to read the new store."""
+
+
 class ForkedWriterError(MmapNinjaError, RuntimeError):
     """A writer was used in a process forked from the one that opened it; the child must open its own."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import PathLike, from_generator_base, wait_seconds
+from .base import Identity, PathLike, from_generator_base, require_same_store, wait_seconds
 
 _MODES = {
     "r": "r",
@@ -28,8 +28,8 @@ class _NinjaMemmap(np.memmap):
     hooks on every view (about 1 us per row); this costs what an ndarray does. Results of ufuncs and reductions
     are plain ndarrays and scalars, as with np.memmap."""
 
-    # (path, mode, rows) of the whole store, set by `_memmap`; views do not carry it.
-    _ninja_store: tuple[str, str, int | None]
+    # (path, mode, rows, data file identity) of the whole store, set by `_memmap`; views do not carry it.
+    _ninja_store: tuple[str, str, int | None, Identity]
 
     __getitem__ = np.ndarray.__getitem__
     # numpy < 2.5's stubs type ndarray's hook (a no-op taking any object) more narrowly than memmap's.
@@ -56,14 +56,17 @@ class _NinjaMemmap(np.memmap):
         return self.__reduce__()
 
 
-def _reopen(out_dir: str, mode: str, rows: int | None) -> np.memmap:
-    """Unpickles a dense store: reopened, limited to the rows the pickled array had."""
-    arr = open_existing(out_dir, mode)
+def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity) -> np.memmap:
+    """Unpickles a dense store: the same store reopened, limited to the rows the pickled array had."""
+    store = _native.DenseStore(Path(out_dir), writable=mode == "r+")
+    shape = tuple(store.shape)
+    require_same_store(Path(out_dir), identity, rows or 0, store.identity, shape[0] if shape else 0)
+    arr = _memmap(store, Path(out_dir), mode)
     if rows is None or arr.shape[0] <= rows:
         return arr
     limited = cast(_NinjaMemmap, arr[:rows])  # only a _NinjaMemmap pickles through here; slicing keeps the type
     limited.__dict__.update(arr.__dict__)
-    limited._ninja_store = (out_dir, mode, rows)
+    limited._ninja_store = (out_dir, mode, rows, identity)
     return limited
 
 
@@ -78,7 +81,7 @@ def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
     arr = flat.reshape(shape, order=store.order).view(_NinjaMemmap)
     # numpy >= 2.5's stubs make these Final (memmap.__new__ sets them); this view is not made by __new__.
     arr.filename, arr.offset, arr.mode = data_file, 0, mode  # type: ignore[misc, assignment, unused-ignore]
-    arr._ninja_store = (str(out_dir), mode, shape[0] if shape else None)
+    arr._ninja_store = (str(out_dir), mode, shape[0] if shape else None, store.identity)
     return arr
 
 

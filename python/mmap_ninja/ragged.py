@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import PathLike, check_batch_size, normalize_indices, progress, wait_seconds
+from .base import Identity, PathLike, check_batch_size, normalize_indices, progress, require_same_store, wait_seconds
 from .errors import CorruptStoreError
 from .parallel import collect_batches
 
@@ -153,9 +153,13 @@ class _GatherBuffers:
         return buf
 
 
-def _reopen(out_dir: str, length: int, options: dict[str, Any]) -> RaggedMmap:
-    """Unpickles a RaggedMmap: the store reopened, limited to the items the pickled reader saw."""
-    return RaggedMmap._open(Path(out_dir), options, length)
+def _reopen(out_dir: str, length: int, identity: Identity | None, options: dict[str, Any]) -> RaggedMmap:
+    """Unpickles a RaggedMmap: the same store reopened, limited to the items the pickled reader saw."""
+    reader = RaggedMmap.__new__(RaggedMmap)
+    reader._setup(Path(out_dir), **options)
+    reader._reload(length)
+    require_same_store(reader.out_dir, identity, length, reader._identity, len(reader))
+    return reader
 
 
 class RaggedMmap:
@@ -166,7 +170,8 @@ class RaggedMmap:
     ``append``) lock the store for their duration; ``wait`` says how long they wait for another writer (False:
     raise ``StoreLockedError`` at once; True: until it is done; a number: that many seconds). ``durable``
     flushes every commit to disk (fsync), so it survives a power loss, not only a crash of the process.
-    Pickling stores the path and options only (a few hundred bytes, whatever the store's size)."""
+    Pickling stores the path, options and snapshot only (a few hundred bytes, whatever the store's size); a
+    reader refreshed or unpickled after the store was replaced raises ``StoreReplacedError``."""
 
     def __init__(
         self,
@@ -208,14 +213,8 @@ class RaggedMmap:
         self._closed = False
         self._store: _native.RaggedStore | None = None
         self._flat: np.ndarray | None = None
+        self._identity: Identity | None = None
         self._gather_buffers = _GatherBuffers()
-
-    @classmethod
-    def _open(cls, out_dir: Path, options: dict[str, Any], limit: int) -> RaggedMmap:
-        self = cls.__new__(cls)
-        self._setup(out_dir, **options)
-        self._reload(limit)
-        return self
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {
@@ -225,14 +224,18 @@ class RaggedMmap:
             "wait": self.wait,
             "durable": self.durable,
         }
-        return (_reopen, (str(self.out_dir), len(self), options))
+        return (_reopen, (str(self.out_dir), len(self), self._identity, options))
 
     def _reload(self, limit: int | None = None) -> None:
         store = None
         if self.out_dir.exists():
             store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode], limit)
+        self._use(store)
+
+    def _use(self, store: _native.RaggedStore | None) -> None:
         self._store = store
         self._flat = None if store is None else store.flat
+        self._identity = None if store is None else store.identity
 
     def _opened(self) -> _native.RaggedStore | None:
         if self._closed:
@@ -241,11 +244,11 @@ class RaggedMmap:
 
     def refresh(self) -> int:
         """Picks up the items committed since this reader opened (or last refreshed) and returns the new length.
-        It never shrinks: should the store now hold fewer items (it was replaced), the reader keeps its own."""
-        old = len(self)
+        Raises ``StoreReplacedError`` (keeping the snapshot) if the store was replaced meanwhile."""
         store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode]) if self.out_dir.exists() else None
-        if store is not None and len(store) >= old:
-            self._store, self._flat = store, store.flat
+        new = (None, 0) if store is None else (store.identity, len(store))
+        require_same_store(self.out_dir, self._identity, len(self), *new)
+        self._use(store)
         return len(self)
 
     def verify(self) -> None:

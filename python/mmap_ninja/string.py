@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from .base import PathLike, from_generator_base, normalize_indices, progress, wait_seconds
+from .base import Identity, PathLike, from_generator_base, normalize_indices, progress, require_same_store, wait_seconds
 from .errors import CorruptStoreError
 
 _WRITABLE = {"rb": False, "r": False, "r+b": True, "r+": True}
@@ -24,11 +24,12 @@ def _checked(strings: Iterable[Any], verbose: bool) -> list[str]:
     return items
 
 
-def _reopen(out_dir: str, length: int, options: dict[str, Any]) -> StringsMmap:
-    """Unpickles a StringsMmap: the store reopened, limited to the strings the pickled reader saw."""
+def _reopen(out_dir: str, length: int, identity: Identity | None, options: dict[str, Any]) -> StringsMmap:
+    """Unpickles a StringsMmap: the same store reopened, limited to the strings the pickled reader saw."""
     strings = StringsMmap.__new__(StringsMmap)
     strings._setup(Path(out_dir), **options)
     strings._reload(length)
+    require_same_store(strings.out_dir, identity, length, strings._identity, len(strings))
     return strings
 
 
@@ -62,22 +63,26 @@ class StringsMmap:
         self.durable = durable
         self._closed = False
         self._store: _native.StringStore | None = None
+        self._identity: Identity | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {"mode": self.mode, "wait": self.wait, "durable": self.durable}
-        return (_reopen, (str(self.out_dir), len(self), options))
+        return (_reopen, (str(self.out_dir), len(self), self._identity, options))
 
     def _reload(self, limit: int | None = None) -> None:
-        self._store = _native.StringStore.open(self.out_dir, limit) if self.out_dir.exists() else None
+        self._use(_native.StringStore.open(self.out_dir, limit) if self.out_dir.exists() else None)
+
+    def _use(self, store: _native.StringStore | None) -> None:
+        self._store = store
+        self._identity = None if store is None else store.identity
 
     def refresh(self) -> int:
         """Picks up the strings committed since this reader opened (or last refreshed) and returns the new
-        length. It never shrinks: should the store now hold fewer strings (it was replaced), the reader keeps
-        its own."""
-        old = len(self)
+        length. Raises ``StoreReplacedError`` (keeping the snapshot) if the store was replaced meanwhile."""
         store = _native.StringStore.open(self.out_dir) if self.out_dir.exists() else None
-        if store is not None and len(store) >= old:
-            self._store = store
+        new = (None, 0) if store is None else (store.identity, len(store))
+        require_same_store(self.out_dir, self._identity, len(self), *new)
+        self._use(store)
         return len(self)
 
     def verify(self) -> None:

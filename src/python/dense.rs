@@ -43,6 +43,12 @@ impl PyDenseStore {
         self.inner.shape().to_vec()
     }
 
+    /// Device and inode of the data file: they change when the store is replaced, not when it is extended.
+    #[getter]
+    fn identity(&self) -> (u64, u64) {
+        self.inner.region().identity()
+    }
+
     /// `C` or `F`.
     #[getter]
     fn order(&self) -> &'static str {

@@ -66,6 +66,12 @@ impl PyRaggedStore {
         self.inner.len()
     }
 
+    /// Device and inode of the data file: they change when the store is replaced, not when it is extended.
+    #[getter]
+    fn identity(&self) -> (u64, u64) {
+        self.inner.region().identity()
+    }
+
     /// Messages of up to `max` faults found by locating and checking every item (empty when sound).
     #[pyo3(signature = (max = 100))]
     fn verify(&self, py: Python<'_>, max: usize) -> Vec<String> {
