@@ -10,6 +10,7 @@ use pyo3::types::{PyList, PyType};
 use super::dense::parse_dtype;
 use super::options::locked;
 use super::payload::Items;
+use crate::format::Dtype;
 use crate::ragged::RaggedWriter;
 
 /// A write session on a ragged store.
@@ -19,6 +20,19 @@ pub struct PyRaggedWriter {
 }
 
 impl PyRaggedWriter {
+    /// Pushes `items` with `shapes`, straight from their memory, with the GIL released; returns the bytes.
+    fn write(&mut self, py: Python<'_>, dtype: Dtype, items: &Items, shapes: &[Vec<u64>]) -> PyResult<usize> {
+        let slices = items.slices()?;
+        let writer = self.writer()?;
+        py.detach(|| {
+            slices
+                .iter()
+                .zip(shapes)
+                .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
+        })?;
+        Ok(slices.iter().map(|s| s.len()).sum())
+    }
+
     fn writer(&mut self) -> PyResult<&mut RaggedWriter> {
         self.inner
             .as_mut()
@@ -61,15 +75,8 @@ impl PyRaggedWriter {
     fn push(&mut self, py: Python<'_>, dtype: &str, items: Vec<Bound<'_, PyAny>>, scalars: Vec<usize>) -> PyResult<()> {
         let dtype = parse_dtype(dtype)?;
         let items = Items::new(&items, dtype)?;
-        let (slices, shapes) = (items.slices()?, items.shapes_with_scalars(&scalars)?);
-        let writer = self.writer()?;
-        py.detach(|| {
-            slices
-                .iter()
-                .zip(&shapes)
-                .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
-        })?;
-        Ok(())
+        let shapes = items.shapes_with_scalars(&scalars)?;
+        self.write(py, dtype, &items, &shapes).map(drop)
     }
 
     /// Writes the items of `items` from `start` on, straight from their memory, up to the first that is not a
@@ -86,15 +93,8 @@ impl PyRaggedWriter {
         let dtype = parse_dtype(dtype)?;
         let ndarray = py.import("numpy")?.getattr("ndarray")?.cast_into::<PyType>()?;
         let items = Items::leading_arrays(items, start, dtype, &ndarray);
-        let (slices, shapes) = (items.slices()?, items.shapes());
-        let writer = self.writer()?;
-        py.detach(|| {
-            slices
-                .iter()
-                .zip(&shapes)
-                .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
-        })?;
-        Ok((items.len(), slices.iter().map(|s| s.len()).sum()))
+        let nbytes = self.write(py, dtype, &items, &items.shapes())?;
+        Ok((items.len(), nbytes))
     }
 
     /// Makes every pushed item visible in one atomic step.
