@@ -63,7 +63,7 @@ pub fn exists(path: &Path) -> Result<bool> {
 const OPEN_ATTEMPTS: usize = 100;
 
 /// Device and inode of `path`, `None` when missing.
-fn identity(path: &Path) -> Result<Option<(u64, u64)>> {
+pub(crate) fn identity(path: &Path) -> Result<Option<(u64, u64)>> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
         Ok(m) => Ok(Some((m.dev(), m.ino()))),

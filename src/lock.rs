@@ -107,7 +107,7 @@ fn missing_levels(dir: &Path) -> Result<usize> {
 fn same_file(file: &File, dir: &Path) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let held = file.metadata().map_err(Error::io(dir))?;
-    Ok(std::fs::metadata(dir).is_ok_and(|now| (now.dev(), now.ino()) == (held.dev(), held.ino())))
+    Ok(crate::files::identity(dir).ok().flatten() == Some((held.dev(), held.ino())))
 }
 
 impl Drop for WriteLock {

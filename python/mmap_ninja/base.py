@@ -96,6 +96,14 @@ def require_same_store(path: Path, old: Identity | None, old_len: int, new: Iden
         raise StoreReplacedError(f"{path} was replaced since this reader opened it; open it again")
 
 
+def require_sound(path: Path, faults: list[str]) -> None:
+    """Raises ``CorruptStoreError`` naming the faults a store's ``verify`` found, if any."""
+    if faults:
+        from .errors import CorruptStoreError
+
+        raise CorruptStoreError(f"{len(faults)} fault(s), first: {faults[0]}", str(path))
+
+
 def wait_seconds(wait: bool | float) -> float:
     """A write's ``wait`` option in seconds: False fails at once when another writer holds the store's lock,
     True waits until it is free, a number waits at most that many seconds."""

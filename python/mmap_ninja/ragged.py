@@ -16,8 +16,16 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import Identity, PathLike, check_batch_size, normalize_indices, progress, require_same_store, wait_seconds
-from .errors import CorruptStoreError
+from .base import (
+    Identity,
+    PathLike,
+    check_batch_size,
+    normalize_indices,
+    progress,
+    require_same_store,
+    require_sound,
+    wait_seconds,
+)
 from .parallel import collect_batches
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
@@ -255,9 +263,7 @@ class RaggedMmap:
         """Checks every item's offsets and shape against the files (opening checks only what is O(1)); raises
         ``CorruptStoreError`` naming the faults."""
         store = self._opened()
-        faults = [] if store is None else store.verify()
-        if faults:
-            raise CorruptStoreError(f"{len(faults)} fault(s), first: {faults[0]}", str(self.out_dir))
+        require_sound(self.out_dir, [] if store is None else store.verify())
 
     def close(self) -> None:
         """Releases this reader's mapping; later reads raise ValueError. Arrays it handed out stay valid."""

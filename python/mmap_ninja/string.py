@@ -10,8 +10,16 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from .base import Identity, PathLike, from_generator_base, normalize_indices, progress, require_same_store, wait_seconds
-from .errors import CorruptStoreError
+from .base import (
+    Identity,
+    PathLike,
+    from_generator_base,
+    normalize_indices,
+    progress,
+    require_same_store,
+    require_sound,
+    wait_seconds,
+)
 
 _WRITABLE = {"rb": False, "r": False, "r+b": True, "r+": True}
 
@@ -88,9 +96,7 @@ class StringsMmap:
     def verify(self) -> None:
         """Decodes every string (offsets, zstd frames, UTF-8); raises ``CorruptStoreError`` naming the faults."""
         store = self._native_store()
-        faults = [] if store is None else store.verify()
-        if faults:
-            raise CorruptStoreError(f"{len(faults)} fault(s), first: {faults[0]}", str(self.out_dir))
+        require_sound(self.out_dir, [] if store is None else store.verify())
 
     def _native_store(self) -> _native.StringStore | None:
         if self._closed:
