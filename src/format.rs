@@ -28,8 +28,15 @@ pub const FLATTENED_SHAPES_DIR: &str = "flattened_shapes";
 /// Sub-directory of item shapes (ragged only): a numpy dir when flat, a nested ragged dir otherwise.
 pub const SHAPES_DIR: &str = "shapes";
 
+/// The manifest of a sharded store (see `sharded`): its shards in order, with their item counts.
+pub const SHARDS_FILE: &str = "shards.ninja";
+/// Prefix of the shard names writers generate; unlisted directories with it are a failed write's leftovers.
+pub const GENERATED_SHARD_PREFIX: &str = "shard-";
+
 /// Largest metadata file (dtype, shape, order, type, flags, level) read before parsing.
 pub const MAX_METADATA_BYTES: u64 = 4096;
+/// Largest sharded-store manifest read (about a million shards).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// Largest zstd dictionary accepted.
 pub const MAX_ZSTD_DICT_BYTES: u64 = 1 << 30;
 /// Largest number of axes of an array or item.

@@ -2,8 +2,8 @@
 //!
 //! Three stores share one on-disk format with mmap-ninja 0.9.0 (see `format`): a dense array
 //! ([`DenseStore`]), a list of arrays of different shapes ([`RaggedStore`]) and a list of strings
-//! ([`StringStore`]). Writes append past the committed ends and become visible in one rename ([`commit`]), one
-//! writer at a time ([`lock`]).
+//! ([`StringStore`]); a sharded store ([`sharded`]) lists stores of one kind as one dataset. Writes append
+//! past the committed ends and become visible in one rename ([`commit`]), one writer at a time ([`lock`]).
 //! The `python` feature adds the PyO3 bindings (`mmap_ninja._native`).
 
 mod column;
@@ -15,6 +15,7 @@ pub mod format;
 pub mod lock;
 pub mod mmap;
 pub mod ragged;
+pub mod sharded;
 pub mod store;
 pub mod strings;
 
@@ -28,4 +29,5 @@ pub use format::{Dtype, Order, StoreKind};
 pub use lock::{Wait, WriteLock};
 pub use mmap::Region;
 pub use ragged::{Item, RaggedStore};
+pub use sharded::{Manifest, Shard, ShardedWriter};
 pub use strings::{StringStore, ZstdOptions};

@@ -16,6 +16,21 @@ pub fn kind(dir: &Path) -> Result<StoreKind> {
     })
 }
 
+/// What a directory holds: one store, or a sharded store (a directory of stores with a manifest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Single(StoreKind),
+    Sharded,
+}
+
+/// The layout of `dir`: sharded when it has a `shards.ninja`, else the kind its `type.ninja` names.
+pub fn layout(dir: &Path) -> Result<Layout> {
+    if crate::sharded::Manifest::exists(dir)? {
+        return Ok(Layout::Sharded);
+    }
+    kind(dir).map(Layout::Single)
+}
+
 /// Refuses to open `dir` as `expected` when its `type.ninja` names another kind (a missing file is fine: an
 /// empty directory, or a store the reference wrote before it had type files).
 pub fn require_kind(dir: &Path, expected: StoreKind) -> Result<()> {

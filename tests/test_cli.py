@@ -39,6 +39,20 @@ def test_check_exit_codes_and_one_line_per_fault(tmp_path: Path) -> None:
     assert "Traceback" not in out.stdout + out.stderr
 
 
+def test_info_and_check_of_a_sharded_store(tmp_path: Path) -> None:
+    from mmap_ninja.sharded import from_partitions
+
+    store = from_partitions(tmp_path / "s", [[np.arange(3), np.arange(4)], [np.arange(5)]])
+    out = cli("info", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    assert "type: sharded" in out.stdout and "shard type: ragged" in out.stdout and "items: 3" in out.stdout
+    assert cli("check", str(tmp_path / "s")).returncode == 0
+    second = tmp_path / "s" / store.shards[1][0]
+    np.array([0, 99], dtype="<i8").tofile(second / "ends" / "data.ninja")
+    out = cli("check", str(tmp_path / "s"))
+    assert out.returncode == 1 and len(out.stdout.splitlines()) == 1 and store.shards[1][0] in out.stdout
+
+
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     out = cli("info", str(tmp_path / "missing"))
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "type.ninja" in out.stderr

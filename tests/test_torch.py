@@ -53,3 +53,22 @@ def test_ragged_tokens_strings_and_dense_rows(tmp_path: Path, method: str) -> No
     np_ninja.from_ndarray(tmp_path / "d", np.arange(30, dtype=np.float32).reshape(10, 3))
     dense = np_ninja.open_existing(tmp_path / "d", mode="r")
     assert [x.numpy().tolist() for x in _load(dense, method)] == np.asarray(dense).tolist()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_distributed_sampler_over_a_sharded_store_gives_ranks_disjoint_items(tmp_path: Path, method: str) -> None:
+    from torch.utils.data.distributed import DistributedSampler
+
+    from mmap_ninja.sharded import from_partitions
+
+    items = [np.full((i % 3 + 1, 2), i, dtype=np.int64) for i in range(48)]
+    store = from_partitions(tmp_path / "s", [items[:20], items[20:30], items[30:]])
+    seen: list[set[int]] = []
+    for rank in range(4):  # what each of 4 ranks (nodes or GPUs) reads in epoch 1
+        sampler = DistributedSampler(store, num_replicas=4, rank=rank, shuffle=True, seed=7)
+        sampler.set_epoch(1)
+        got = _load(store, method, sampler=sampler, collate_fn=list)
+        assert all(x.shape == items[int(x[0, 0])].shape for x in got)
+        seen.append({int(x[0, 0]) for x in got})
+        assert len(seen[-1]) == 12
+    assert set().union(*seen) == set(range(48)) and sum(map(len, seen)) == 48

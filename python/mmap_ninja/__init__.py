@@ -27,6 +27,7 @@ from .numpy import (
     open_existing as np_open_existing,
 )
 from .ragged import RaggedMmap
+from .sharded import ShardedMmap
 from .string import StringsMmap
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ForkedWriterError",
     "MmapNinjaError",
     "RaggedMmap",
+    "ShardedMmap",
     "StoreLockedError",
     "StoreReplacedError",
     "StringsMmap",

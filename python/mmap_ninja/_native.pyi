@@ -3,13 +3,24 @@ against the built module by ``python -m mypy.stubtest mmap_ninja._native`` in CI
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal, Self, TypeAlias, final
 
 import numpy as np
 from numpy.typing import NDArray
 from typing_extensions import Buffer
 
-__all__ = ["MappedBuffer", "DenseStore", "RaggedStore", "RaggedWriter", "StringStore", "store_kind"]
+__all__ = [
+    "MappedBuffer",
+    "DenseStore",
+    "RaggedStore",
+    "RaggedWriter",
+    "ShardedStore",
+    "ShardedWriter",
+    "StringStore",
+    "shard_name",
+    "store_kind",
+]
 
 # PathBuf arguments go through os.fspath and must come out as str.
 _Path: TypeAlias = str | os.PathLike[str]
@@ -113,4 +124,32 @@ class StringStore:
         durable: bool = False,
     ) -> None: ...
 
-def store_kind(path: _Path) -> Literal["numpy", "ragged", "string"]: ...
+@final
+class ShardedStore:
+    """The manifest of a sharded store: its shards and the map from global indices to (shard, local index)."""
+
+    @staticmethod
+    def open(path: _Path) -> ShardedStore: ...
+    def __len__(self) -> int: ...
+    @property
+    def kind(self) -> Literal["numpy", "ragged", "string"]: ...
+    @property
+    def generation(self) -> str: ...
+    @property
+    def shards(self) -> list[tuple[str, int]]: ...
+    def locate(self, index: int) -> tuple[int, int]: ...
+    def group(self, indices: _Buffer) -> list[tuple[int, list[int], list[int]]]: ...
+
+@final
+class ShardedWriter:
+    """The writer of a sharded store; holds its lock until ``close`` (or ``forget``, in a forked child)."""
+
+    def __new__(cls, path: _Path, wait: float = 0.0, durable: bool = False) -> Self: ...
+    @property
+    def path(self) -> Path: ...
+    def commit(self, kind: str, shards: Sequence[tuple[str, int]]) -> str: ...
+    def close(self) -> None: ...
+    def forget(self) -> None: ...
+
+def shard_name(part: int) -> str: ...
+def store_kind(path: _Path) -> Literal["numpy", "ragged", "string", "sharded"]: ...

@@ -10,6 +10,7 @@ import numpy as np
 from . import _native
 from . import numpy as np_ninja
 from .ragged import RaggedMmap
+from .sharded import ShardedMmap
 from .string import StringsMmap
 
 
@@ -37,7 +38,10 @@ def describe(path: Path) -> dict[str, Any]:
     """Type, item count, dtype, per-axis min..max of the item shapes, and bytes on disk."""
     kind = _native.store_kind(path)
     info: dict[str, Any] = {"type": kind}
-    if kind == "numpy":
+    if kind == "sharded":
+        sharded = ShardedMmap(path)
+        info.update({"shard type": sharded.kind, "shards": len(sharded.shards), "items": len(sharded)})
+    elif kind == "numpy":
         arr = np_ninja.open_existing(path)
         info.update(items=arr.shape[0] if arr.ndim else 1, dtype=arr.dtype.name, shape=tuple(arr.shape))
     elif kind == "ragged":
@@ -56,6 +60,8 @@ def check(path: Path, max_faults: int = 100) -> list[str]:
     frames, UTF-8), one line each; empty when sound."""
     try:
         kind = _native.store_kind(path)
+        if kind == "sharded":
+            return _check_shards(ShardedMmap(path), max_faults)
         if kind == "numpy":
             _native.DenseStore(path)  # opening validates dtype, shape and the data file's size
             return []
@@ -63,3 +69,16 @@ def check(path: Path, max_faults: int = 100) -> list[str]:
     except (OSError, ValueError, TypeError) as exc:
         return [str(exc)]
     return [] if store is None else list(store.verify(max_faults))
+
+
+def _check_shards(store: ShardedMmap, max_faults: int) -> list[str]:
+    """Each shard opened as the manifest lists it, then checked like a store of its own."""
+    faults: list[str] = []
+    for k, (name, _) in enumerate(store.shards):
+        try:
+            store.shard(k)
+        except (OSError, ValueError) as exc:
+            faults.append(str(exc))
+            continue
+        faults += [f"{name}: {fault}" for fault in check(store.out_dir / name, max_faults)]
+    return faults[:max_faults]

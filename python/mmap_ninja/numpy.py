@@ -56,8 +56,9 @@ class _NinjaMemmap(np.memmap):
         return self.__reduce__()
 
 
-def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity) -> np.memmap:
-    """Unpickles a dense store: the same store reopened, limited to the rows the pickled array had."""
+def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity | None) -> np.memmap:
+    """Unpickles a dense store (or opens a shard): the same store reopened, limited to the rows the pickled
+    array had (``identity`` None: whatever store is there now)."""
     store = _native.DenseStore(Path(out_dir), writable=mode == "r+")
     shape = tuple(store.shape)
     require_same_store(Path(out_dir), identity, rows or 0, store.identity, shape[0] if shape else 0)
@@ -66,7 +67,7 @@ def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity) -> np
         return arr
     limited = cast(_NinjaMemmap, arr[:rows])  # only a _NinjaMemmap pickles through here; slicing keeps the type
     limited.__dict__.update(arr.__dict__)
-    limited._ninja_store = (out_dir, mode, rows, identity)
+    limited._ninja_store = (out_dir, mode, rows, store.identity)
     return limited
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
 from itertools import islice
 from pathlib import Path
@@ -332,6 +332,11 @@ class RaggedMmap:
         if np.isscalar(item):
             return self.get_single(item)
         return self.get_multiple(item)
+
+    def __iter__(self) -> Iterator[Any]:
+        """The items in order (views, as ``m[i]``), up to the length when iteration started."""
+        for i in range(len(self)):
+            yield self.get_single(i)
 
     def set_single(self, idx: Any, value: Any) -> None:
         store = self._opened()

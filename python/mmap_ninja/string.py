@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,11 @@ class StringsMmap:
         if np.isscalar(item):
             return self.get_single(item)
         return self.get_multiple(item)
+
+    def __iter__(self) -> Iterator[str]:
+        """The strings in order, up to the length when iteration started."""
+        for i in range(len(self)):
+            yield self.get_single(i)
 
     def set_single(self, idx: Any, new_value: str) -> None:
         store = self._native_store()

@@ -7,16 +7,21 @@ mod options;
 mod payload;
 mod ragged;
 mod ragged_writer;
+mod sharded;
 mod strings;
 
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-/// The store kind named by `path/type.ninja`: "numpy", "ragged" or "string".
+/// What `path` holds: "sharded" (a manifest), else the store kind its `type.ninja` names: "numpy", "ragged"
+/// or "string".
 #[pyfunction]
 fn store_kind(py: Python<'_>, path: PathBuf) -> PyResult<&'static str> {
-    Ok(py.detach(|| crate::store::kind(&path))?.name())
+    Ok(match py.detach(|| crate::store::layout(&path))? {
+        crate::store::Layout::Sharded => "sharded",
+        crate::store::Layout::Single(kind) => kind.name(),
+    })
 }
 
 /// The native half of `mmap_ninja`.
@@ -28,6 +33,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ragged::PyRaggedStore>()?;
     m.add_class::<ragged_writer::PyRaggedWriter>()?;
     m.add_class::<strings::PyStringStore>()?;
+    m.add_class::<sharded::PyShardedStore>()?;
+    m.add_class::<sharded::PyShardedWriter>()?;
+    m.add_function(wrap_pyfunction!(sharded::shard_name, m)?)?;
     m.add_function(wrap_pyfunction!(store_kind, m)?)?;
     Ok(())
 }

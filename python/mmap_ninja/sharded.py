@@ -1,0 +1,274 @@
+"""Sharded stores: a directory of ordinary stores (shards) of one kind, read as one dataset with global indices.
+
+``shards.ninja``, the manifest, lists the shards in order and is replaced in one rename when a write commits,
+so readers see all of a write or none of it. Any process may write a shard (``write_shard``); the store's one
+``ShardedWriter`` (which holds its lock) commits them. ``mmap_ninja.dask`` and ``mmap_ninja.ray`` build on this.
+Each shard is an ordinary store that mmap-ninja 0.9.0 opens on its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from copy import copy
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from . import numpy as np_ninja
+from . import ragged as ragged_ninja
+from . import string as string_ninja
+from .base import PathLike, check_batch_size, normalize_indices, wait_seconds
+from .errors import CorruptStoreError, StoreReplacedError
+
+KINDS = ("ragged", "numpy", "string")
+Shard = tuple[str, int]
+
+# Writers open in this process; a forked child lets go of its copies without cleaning up the parent's shards.
+_OPEN_WRITERS: set[_native.ShardedWriter] = set()
+
+
+def _forget_inherited_writers() -> None:
+    for writer in _OPEN_WRITERS:
+        writer.forget()
+    _OPEN_WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_writers)
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    return kind
+
+
+def write_shard(
+    out_dir: PathLike,
+    part: int,
+    items: Iterable[Any],
+    kind: str = "ragged",
+    *,
+    batch_size: int = 1024,
+    durable: bool = False,
+) -> Shard | None:
+    """Writes ``items`` as a new shard inside the sharded store ``out_dir`` and returns its ``(name, items)``
+    for ``ShardedWriter.commit``, or None when there are no items. Runs anywhere (a Dask or Ray worker): the
+    shard stays invisible until a commit lists it. ``kind`` "ragged" takes arrays of any shapes, "numpy" an
+    array (or rows of one shape), "string" strings."""
+    _check_kind(kind)
+    batch_size = check_batch_size(batch_size)
+    it = iter(items)
+    first = next(it, _END)
+    if first is _END:
+        return None
+    path = Path(out_dir) / _native.shard_name(part)
+    rows = chain([first], it)
+    if kind == "ragged":
+        stored: Any = ragged_ninja.RaggedMmap.from_generator(path, rows, batch_size, durable=durable)
+    elif kind == "string":
+        stored = string_ninja.StringsMmap.from_generator(path, rows, batch_size, durable=durable)
+    else:
+        block = items if isinstance(items, np.ndarray) else np.asarray(list(rows))
+        stored = np_ninja.from_ndarray(path, block, durable=durable)
+    return path.name, len(stored)
+
+
+_END = object()
+
+
+class ShardedWriter:
+    """The one writer of the sharded store in ``out_dir`` (empty, new, or sharded): holds its lock until closed
+    (``wait`` as for other stores). Shards written into it meanwhile (``write_shard``, from any process) become
+    the store's content in one step with ``commit``; closing removes those no commit listed. A commit replaces
+    the whole store: readers that opened the old one keep the shards they mapped, and get
+    ``StoreReplacedError`` for shards they open later."""
+
+    def __init__(self, out_dir: PathLike, *, wait: bool | float = False, durable: bool = False) -> None:
+        self.out_dir = Path(out_dir).absolute()
+        self.durable = durable
+        self._writer = _native.ShardedWriter(self.out_dir, wait=wait_seconds(wait), durable=durable)
+        _OPEN_WRITERS.add(self._writer)
+
+    def write_shard(
+        self, part: int, items: Iterable[Any], kind: str = "ragged", *, batch_size: int = 1024
+    ) -> Shard | None:
+        """``write_shard`` into this store, in this process."""
+        return write_shard(self.out_dir, part, items, kind, batch_size=batch_size, durable=self.durable)
+
+    def commit(self, kind: str, shards: Iterable[Shard | None]) -> str:
+        """Makes ``shards`` (``(name, items)`` pairs in order; None entries, empty parts, are skipped) the store's
+        content, replacing what it held, and removes the shards no longer listed. Returns the new generation."""
+        listed = [(name, int(items)) for shard in shards if shard is not None for name, items in [shard]]
+        return self._writer.commit(_check_kind(kind), listed)
+
+    def close(self) -> None:
+        """Removes the shards written since the last commit, then releases the lock."""
+        _OPEN_WRITERS.discard(self._writer)
+        self._writer.close()
+
+    def __enter__(self) -> ShardedWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def from_partitions(
+    out_dir: PathLike,
+    partitions: Iterable[Iterable[Any]],
+    kind: str = "ragged",
+    *,
+    batch_size: int = 1024,
+    wait: bool | float = False,
+    durable: bool = False,
+) -> ShardedMmap:
+    """Writes each partition as a shard, in this process, and commits them: the serial counterpart of
+    ``mmap_ninja.dask.to_ragged``. Replaces whatever sharded store ``out_dir`` held."""
+    with ShardedWriter(out_dir, wait=wait, durable=durable) as writer:
+        shards = [writer.write_shard(k, part, kind, batch_size=batch_size) for k, part in enumerate(partitions)]
+        writer.commit(kind, shards)
+    return ShardedMmap(out_dir)
+
+
+def _reopen(out_dir: str, generation: str | None, options: dict[str, Any]) -> ShardedMmap:
+    """Unpickles a ShardedMmap: the same write of the store, or ``StoreReplacedError``."""
+    return ShardedMmap(out_dir, _generation=generation, **options)
+
+
+class ShardedMmap:
+    """The sharded store in ``out_dir`` as one sequence: ``len`` is the sum of the shards', indices are global,
+    and batches (lists, slices, arrays, masks, ``__getitems__``) may span shards. Items are what the shards'
+    own classes return: arrays for ragged and dense shards (a dense batch is one array), str for string ones.
+
+    Shards are opened on first use, so opening costs one small file whatever the store's size. Pickling keeps
+    the path and the manifest's generation (a few hundred bytes); unpickling after the store was rewritten
+    raises ``StoreReplacedError``, as does reading a shard not yet opened when the store was rewritten."""
+
+    def __init__(
+        self,
+        out_dir: PathLike,
+        wrapper_fn: Callable[[Any], Any] | None = None,
+        copy_before_wrapper_fn: bool = True,
+        *,
+        _generation: str | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.wrapper_fn = wrapper_fn
+        self.copy_before_wrapper_fn = copy_before_wrapper_fn
+        self._manifest = _native.ShardedStore.open(self.out_dir)
+        if _generation is not None and self._manifest.generation != _generation:
+            raise StoreReplacedError(f"{self.out_dir} was rewritten since this reader opened it; open it again")
+        self._shards: list[Any] = [None] * len(self._manifest.shards)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {"wrapper_fn": self.wrapper_fn, "copy_before_wrapper_fn": self.copy_before_wrapper_fn}
+        return (_reopen, (str(self.out_dir), self.generation, options))
+
+    @property
+    def kind(self) -> str:
+        """ "ragged", "numpy" or "string": the kind of every shard."""
+        return self._manifest.kind
+
+    @property
+    def generation(self) -> str:
+        """Names the write that produced this store; a rewrite has a new one."""
+        return self._manifest.generation
+
+    @property
+    def shards(self) -> list[Shard]:
+        """``(name, items)`` of each shard, in order."""
+        return self._manifest.shards
+
+    def __len__(self) -> int:
+        return len(self._manifest)
+
+    def shard(self, k: int) -> Any:
+        """Shard ``k`` (opened on first use, limited to the items the manifest lists): a ``RaggedMmap``, a
+        ``StringsMmap`` or an ``np.memmap``."""
+        opened = self._shards[k]
+        if opened is None:
+            opened = self._shards[k] = self._open_shard(*self.shards[k])
+        return opened
+
+    def _open_shard(self, name: str, items: int) -> Any:
+        path = self.out_dir / name
+        if not path.is_dir():
+            if _native.ShardedStore.open(self.out_dir).generation != self.generation:
+                raise StoreReplacedError(f"{self.out_dir} was rewritten since this reader opened it; open it again")
+            raise CorruptStoreError(f"shard {name!r} listed in shards.ninja is missing", str(path))
+        opened: Any
+        if self.kind == "ragged":
+            opened = ragged_ninja._reopen(str(path), items, None, {**_RAGGED_OPTIONS})
+        elif self.kind == "string":
+            opened = string_ninja._reopen(str(path), items, None, {"mode": "rb", "wait": False, "durable": False})
+        else:
+            opened = np_ninja._reopen(str(path), "r", items, None)
+        if len(opened) < items:
+            raise CorruptStoreError(f"shard {name!r} holds {len(opened)} items; shards.ninja lists {items}", str(path))
+        return opened
+
+    def _wrap(self, item: Any) -> Any:
+        if self.wrapper_fn is None:
+            return item
+        return self.wrapper_fn(copy(item) if self.copy_before_wrapper_fn else item)
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, (int, np.integer)):
+            k, local = self._manifest.locate(int(item))
+            return self._wrap(self.shard(k)[local])
+        return self._batch(normalize_indices(item, len(self)), copies=False)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """A batch for torch's DataLoader, located in one native call: writable copies for array shards (each
+        shard's part gathered at once), str for string shards."""
+        batch = self._batch(np.ascontiguousarray(indices, dtype=np.int64), copies=True)
+        return list(batch)
+
+    def _batch(self, indices: np.ndarray, copies: bool) -> Any:
+        groups = self._manifest.group(indices)
+        if self.kind == "numpy" and self.wrapper_fn is None:
+            rows: np.ndarray = np.empty((len(indices), *self.shard(0).shape[1:]), dtype=self.shard(0).dtype)
+            for k, local, positions in groups:
+                rows[positions] = self.shard(k)[local]
+            return rows
+        out: list[Any] = [None] * len(indices)
+        for k, local, positions in groups:
+            shard = self.shard(k)
+            part = shard.__getitems__(local) if copies and self.kind == "ragged" else shard[local]
+            for position, item in zip(positions, part, strict=True):
+                out[position] = self._wrap(item)
+        return out
+
+    def __iter__(self) -> Iterator[Any]:
+        for k in range(len(self.shards)):
+            shard = self.shard(k)
+            for local in range(self.shards[k][1]):
+                yield self._wrap(shard[local])
+
+    def close(self) -> None:
+        """Closes the shards opened so far (views already handed out stay valid)."""
+        for shard in self._shards:
+            if shard is not None and hasattr(shard, "close"):
+                shard.close()
+        self._shards = [None] * len(self._shards)
+
+    def __enter__(self) -> ShardedMmap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ShardedMmap({str(self.out_dir)!r}, kind={self.kind!r}, shards={len(self.shards)}, items={len(self)})"
+
+
+_RAGGED_OPTIONS: dict[str, Any] = {
+    "wrapper_fn": None,
+    "mode": "r",
+    "copy_before_wrapper_fn": True,
+    "wait": False,
+    "durable": False,
+}

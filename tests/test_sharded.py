@@ -1,0 +1,202 @@
+"""Sharded stores: global indexing across shards, the manifest as the one commit point, the writer's lock and
+clean-up, rewrites seen by old readers, pickling, hostile manifests, and shards the reference opens alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmap_ninja
+from mmap_ninja import CorruptStoreError, ShardedMmap, StoreLockedError, StoreReplacedError
+from mmap_ninja.sharded import ShardedWriter, from_partitions, write_shard
+
+from support import assert_item_equal, run_reference
+
+
+def ragged_items(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, size=(int(rng.integers(1, 6)), 3), dtype=np.uint8) for _ in range(n)]
+
+
+def split(items: list, *sizes: int) -> list[list]:
+    parts, at = [], 0
+    for size in sizes:
+        parts.append(items[at : at + size])
+        at += size
+    return parts
+
+
+def shard_dirs(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("shard-"))
+
+
+def test_ragged_shards_read_as_one_dataset_with_global_indices(tmp_path: Path) -> None:
+    items = ragged_items(60)
+    store = from_partitions(tmp_path / "s", split(items, 25, 0, 1, 34))
+    assert isinstance(mmap_ninja.open_existing(tmp_path / "s"), ShardedMmap)
+    assert len(store) == 60 and [n for _, n in store.shards] == [25, 1, 34]  # the empty part has no shard
+    assert len(shard_dirs(tmp_path / "s")) == 3
+    for i in [0, 24, 25, 26, 59, -1, -60]:
+        assert_item_equal(store[i], items[i])
+    picks = [59, 0, 25, 24, 26, 0]
+    for got, want in zip(store[picks], [items[i] for i in picks], strict=True):
+        assert_item_equal(got, want)
+    for got, want in zip(store[20:40:3], items[20:40:3], strict=True):
+        assert_item_equal(got, want)
+    mask = np.arange(60) % 7 == 0
+    assert len(store[mask]) == mask.sum()
+    assert [x.shape for x in store] == [x.shape for x in items]
+    batch = store.__getitems__(picks)
+    assert all(x.flags.writeable for x in batch)
+    for got, want in zip(batch, [items[i] for i in picks], strict=True):
+        assert_item_equal(got, want)
+    for bad in (60, -61):
+        with pytest.raises(IndexError):
+            store[bad]
+    with pytest.raises(IndexError):
+        store[[0, 60]]
+
+
+def test_dense_and_string_shards(tmp_path: Path) -> None:
+    rows = np.arange(70 * 4, dtype=np.float32).reshape(70, 4)
+    dense = from_partitions(tmp_path / "d", [rows[:30], rows[30:]], kind="numpy")
+    assert dense.kind == "numpy" and len(dense) == 70
+    np.testing.assert_array_equal(dense[[69, 0, 30, 29]], rows[[69, 0, 30, 29]])
+    np.testing.assert_array_equal(dense[-1], rows[-1])
+    assert all(r.flags.writeable for r in dense.__getitems__([1, 40]))
+    with pytest.raises(ValueError, match="rows of shape"):
+        from_partitions(tmp_path / "d2", [rows[:3], np.zeros((2, 5), np.float32)], kind="numpy")
+
+    strings = [f"item {i} ü" * (i % 4) for i in range(50)]
+    text = from_partitions(tmp_path / "t", split(strings, 10, 40), kind="string")
+    assert list(text) == strings and text[[49, 0, 10]] == [strings[49], strings[0], strings[10]]
+
+
+def test_shards_are_ordinary_stores_the_reference_opens(tmp_path: Path, reference_python: Path) -> None:
+    items = ragged_items(20)
+    store = from_partitions(tmp_path / "s", split(items, 12, 8))
+    script = (
+        "import sys, json\n"
+        "from mmap_ninja.ragged import RaggedMmap\n"
+        "print(json.dumps([[RaggedMmap(p)[i].tolist() for i in range(len(RaggedMmap(p)))] for p in sys.argv[1:]]))\n"
+    )
+    paths = [str(tmp_path / "s" / name) for name, _ in store.shards]
+    result = run_reference(reference_python, "-c", script, *paths)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [[x.tolist() for x in part] for part in split(items, 12, 8)]
+
+
+def test_failed_write_leaves_the_store_and_no_shard_behind(tmp_path: Path) -> None:
+    items = ragged_items(10)
+    old = from_partitions(tmp_path / "s", [items])
+
+    def broken():
+        yield items[0]
+        raise RuntimeError("decoder failed")
+
+    with pytest.raises(RuntimeError, match="decoder failed"):
+        from_partitions(tmp_path / "s", [items[:3], broken()])
+    assert shard_dirs(tmp_path / "s") == [old.shards[0][0]]
+    assert ShardedMmap(tmp_path / "s").generation == old.generation
+    # A first write that fails leaves no directory at all.
+    with pytest.raises(RuntimeError):
+        from_partitions(tmp_path / "new", [broken()])
+    assert not (tmp_path / "new").exists()
+
+
+def test_writer_is_exclusive_and_refuses_directories_holding_other_things(tmp_path: Path) -> None:
+    with ShardedWriter(tmp_path / "s") as writer:
+        with pytest.raises(StoreLockedError):
+            ShardedWriter(tmp_path / "s")
+        shard = writer.write_shard(0, ragged_items(3))
+        with pytest.raises(ValueError, match="kind"):
+            writer.commit("sharded", [shard])
+        with pytest.raises(ValueError, match="not a string"):
+            writer.commit("string", [shard])
+        with pytest.raises(ValueError, match="fewer"):
+            writer.commit("ragged", [(shard[0], 4)])
+        with pytest.raises(ValueError, match="invalid shard name"):
+            writer.commit("ragged", [("../s", 1)])
+        writer.commit("ragged", [shard])
+    mmap_ninja.RaggedMmap.from_lists(tmp_path / "single", [[1, 2]])
+    with pytest.raises(ValueError, match="not part of a sharded store"):
+        ShardedWriter(tmp_path / "single")
+    assert len(mmap_ninja.RaggedMmap(tmp_path / "single")) == 1
+
+
+def test_leftovers_of_a_killed_writer_are_invisible_and_removed_by_the_next_commit(tmp_path: Path) -> None:
+    items = ragged_items(8)
+    from_partitions(tmp_path / "s", [items])
+    orphan = write_shard(tmp_path / "s", 7, items[:2])  # written, never committed: a killed run's shard
+    assert orphan is not None and len(ShardedMmap(tmp_path / "s")) == 8
+    from_partitions(tmp_path / "s", [items[:5]])
+    assert orphan[0] not in shard_dirs(tmp_path / "s") and len(shard_dirs(tmp_path / "s")) == 1
+
+
+def test_rewrite_is_seen_whole_and_old_readers_fail_loudly(tmp_path: Path) -> None:
+    first, second = ragged_items(20, seed=1), ragged_items(30, seed=2)
+    from_partitions(tmp_path / "s", split(first, 10, 10))
+    old = ShardedMmap(tmp_path / "s")
+    held = old[0]  # opens shard 0 only
+    pickled = pickle.dumps(old)
+    new = from_partitions(tmp_path / "s", split(second, 15, 15))
+    assert new.generation != old.generation and len(shard_dirs(tmp_path / "s")) == 2
+    assert_item_equal(held, first[0])  # a view of a removed shard stays valid (its mapping is kept)
+    assert_item_equal(old[1], first[1])  # an opened shard keeps reading the old write
+    with pytest.raises(StoreReplacedError):
+        old[15]  # shard 1 of the old write is gone
+    with pytest.raises(StoreReplacedError):
+        pickle.loads(pickled)
+    for i, want in enumerate(second):
+        assert_item_equal(mmap_ninja.open_existing(tmp_path / "s")[i], want)
+
+
+def test_pickles_small_and_reopens_in_a_forked_child(tmp_path: Path) -> None:
+    items = ragged_items(40)
+    store = ShardedMmap(from_partitions(tmp_path / "s", split(items, 20, 20)).out_dir, wrapper_fn=np.sum)
+    data = pickle.dumps(store)
+    assert len(data) < 1024
+    again = pickle.loads(data)
+    assert again[35] == items[35].sum() and len(again) == 40
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reads every item through the pickled reader
+        ok = all(pickle.loads(data)[i] == items[i].sum() for i in range(40))
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("garbage", "not a sharded-store manifest"),
+        ("mmap_ninja sharded 1\nkind ragged\ngeneration g\nshard ../../etc 1\n", "invalid shard name"),
+        ("mmap_ninja sharded 1\nkind ragged\ngeneration g\nshard /tmp 1\n", "invalid shard name"),
+        ("mmap_ninja sharded 1\nkind ragged\ngeneration g\nshard a 1\nshard a 1\n", "twice"),
+        ("mmap_ninja sharded 1\nkind dense\ngeneration g\n", "unknown shard kind"),
+        ("mmap_ninja sharded 1\nkind ragged\ngeneration g\nshard a 99999999999999999999\n", "shard NAME ITEMS"),
+    ],
+)
+def test_hostile_manifests_raise_corrupt_store_error(tmp_path: Path, text: str, match: str) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "shards.ninja").write_text(text)
+    with pytest.raises(CorruptStoreError, match=match):
+        mmap_ninja.open_existing(tmp_path / "s")
+
+
+def test_missing_or_short_shards_raise_corrupt_store_error(tmp_path: Path) -> None:
+    store = from_partitions(tmp_path / "s", split(ragged_items(10), 5, 5))
+    manifest = tmp_path / "s" / "shards.ninja"
+    manifest.write_text(manifest.read_text().replace(" 5\n", " 6\n", 1))
+    with pytest.raises(CorruptStoreError, match="holds 5 items"):
+        ShardedMmap(tmp_path / "s")[0]
+    (tmp_path / "s" / store.shards[1][0]).rename(tmp_path / "elsewhere")
+    with pytest.raises(CorruptStoreError, match="missing"):
+        ShardedMmap(tmp_path / "s")[7]
