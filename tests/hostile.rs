@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mmap_ninja::{format, Dtype, RaggedStore, StringStore, WriteOptions};
+use mmap_ninja::{format, sharded, Dtype, Manifest, RaggedStore, StringStore, WriteOptions};
 use proptest::prelude::*;
 
 proptest! {
@@ -16,6 +16,25 @@ proptest! {
         }
         let text = String::from_utf8_lossy(&bytes);
         let _ = (Dtype::parse(&text), format::Order::parse(&text), format::StoreKind::parse(&text));
+    }
+
+    #[test]
+    fn manifests_parse_to_names_inside_the_store_or_errors(
+        lines in proptest::collection::vec("(shard|kind|generation)? ?[a-z0-9./_ -]{0,24}", 0..6),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("mmap_ninja sharded 1\nkind ragged\ngeneration g\n{}", lines.join("\n"));
+        fs::write(dir.path().join(format::SHARDS_FILE), text).unwrap();
+        if let Ok(manifest) = Manifest::read(dir.path()) {
+            for shard in manifest.shards() {
+                prop_assert!(sharded::valid_shard_name(&shard.name) && !shard.name.contains(['/', ' ']));
+                prop_assert!(!shard.name.starts_with('.'));
+            }
+            for i in 0..manifest.len().min(50) {
+                let (k, local) = manifest.locate(i as i64).unwrap();
+                prop_assert!(local < manifest.shards()[k].items);
+            }
+        }
     }
 
     #[test]
