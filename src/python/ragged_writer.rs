@@ -24,12 +24,7 @@ impl PyRaggedWriter {
     fn write(&mut self, py: Python<'_>, dtype: Dtype, items: &Items, shapes: &[Vec<u64>]) -> PyResult<usize> {
         let slices = items.slices()?;
         let writer = self.writer()?;
-        py.detach(|| {
-            slices
-                .iter()
-                .zip(shapes)
-                .try_for_each(|(bytes, shape)| writer.push(dtype, bytes, shape))
-        })?;
+        py.detach(|| writer.push_all(dtype, slices.iter().copied().zip(shapes.iter().map(Vec::as_slice))))?;
         Ok(slices.iter().map(|s| s.len()).sum())
     }
 
