@@ -235,10 +235,16 @@ class RaggedMmap:
         return (_reopen, (str(self.out_dir), len(self), self._identity, options))
 
     def _reload(self, limit: int | None = None) -> None:
-        store = None
-        if self.out_dir.exists():
-            store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode], limit)
-        self._use(store)
+        self._use(self._open(limit))
+
+    def _open(self, limit: int | None = None) -> _native.RaggedStore | None:
+        """The store as committed now (None when empty or missing: a missing directory is an empty map)."""
+        try:
+            return _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode], limit)
+        except FileNotFoundError:
+            if self.out_dir.exists():
+                raise
+            return None
 
     def _use(self, store: _native.RaggedStore | None) -> None:
         self._store = store
@@ -253,7 +259,7 @@ class RaggedMmap:
     def refresh(self) -> int:
         """Picks up the items committed since this reader opened (or last refreshed) and returns the new length.
         Raises ``StoreReplacedError`` (keeping the snapshot) if the store was replaced meanwhile."""
-        store = _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode]) if self.out_dir.exists() else None
+        store = self._open()
         new = (None, 0) if store is None else (store.identity, len(store))
         require_same_store(self.out_dir, self._identity, len(self), *new)
         self._use(store)
