@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmap_ninja import CorruptStoreError, StoreReplacedError
+from mmap_ninja.parallel import make_indexable
 from mmap_ninja.ragged import RaggedMmap
 
 from support import assert_item_equal
@@ -167,10 +168,34 @@ def test_explicit_dtype_in_from_lists(tmp_path: Path) -> None:
     assert store[0].dtype == np.float32
 
 
-def test_from_indexable_in_parallel_keeps_order(tmp_path: Path) -> None:
-    store = RaggedMmap.from_indexable(tmp_path / "r", lambda i: np.full(i % 3 + 1, i) if i < 25 else [][0], 4, n_jobs=2)
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_from_indexable_in_parallel_keeps_order(tmp_path: Path, backend: str) -> None:
+    def item(i: int) -> np.ndarray:
+        return np.full(i % 3 + 1, i) if i < 25 else [][0]
+
+    store = RaggedMmap.from_indexable(tmp_path / "r", item, 4, n_jobs=2, backend=backend)
     assert len(store) == 25
     assert all(store[i].tolist() == [i] * (i % 3 + 1) for i in range(25))
+
+
+def test_threads_backend_runs_items_concurrently_without_pickling(tmp_path: Path) -> None:
+    lock = threading.Lock()  # unpicklable: processes could not receive this item function
+    running, peak = [0], [0]
+
+    def item(i: int) -> np.ndarray:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        threading.Event().wait(0.01)  # releases the GIL, as a decoder does
+        with lock:
+            running[0] -= 1
+        return np.arange(i % 4 + 1)
+
+    store = RaggedMmap.from_indexable(tmp_path / "r", make_indexable(item, 40), 8, n_jobs=2, backend="threads")
+    assert [x.tolist() for x in store] == [list(range(i % 4 + 1)) for i in range(40)]
+    assert peak[0] == 2
+    with pytest.raises(ValueError, match="backend"):
+        RaggedMmap.from_indexable(tmp_path / "x", item, 8, n_jobs=2, backend="dask")
 
 
 def test_bad_batch_size_and_keys(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Batches of ``indexable[i]`` computed serially or in parallel (``n_jobs``: joblib's loky worker processes),
-in index order, until ``len(indexable)`` or the first IndexError/KeyError.
+"""Batches of ``indexable[i]`` computed serially or in parallel (``n_jobs``: joblib's loky worker processes, or
+threads with ``backend="threads"``), in index order, until ``len(indexable)`` or the first IndexError/KeyError.
 
 In parallel the indexable is pickled once per call and each worker unpickles it once (small ones travel with
 the tasks, large ones through a temporary file); tasks are contiguous index ranges, the next batch computes
@@ -9,11 +9,12 @@ the indexable with every item, which made its parallel path slower than its seri
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from typing import Any
 
@@ -35,6 +36,18 @@ EXHAUSTED = _Exhausted.exhausted
 
 # In the parent: our own loky executor (not joblib's shared one) and its worker count, kept across calls.
 _EXECUTOR: tuple[int, Any] | None = None
+
+
+def _shutdown_executor() -> None:
+    """Stops the worker processes at exit (left to the garbage collector, loky reports errors at shutdown)."""
+    global _EXECUTOR
+    if _EXECUTOR is not None:
+        _EXECUTOR[1].shutdown(wait=False)
+        _EXECUTOR = None
+
+
+atexit.register(_shutdown_executor)
+
 # In a worker: the unpickled item getter of the current call, by key.
 _WORKER_CACHE: dict[str, Callable[[int], Any]] = {}
 
@@ -130,8 +143,29 @@ class _Pool:
             for future in pending or []:
                 if not future.cancelled():
                     future.exception()
-            if self.file is not None:
-                os.unlink(self.file)
+            self.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.unlink(self.file)
+
+
+class _Threads(_Pool):
+    """Threads of this process, for one call: nothing is pickled, neither the indexable nor the items. Faster
+    than processes when the item function spends its time outside the GIL (Pillow, OpenCV, zlib, numpy)."""
+
+    def __init__(self, get: Callable[[int], Any], n_jobs: int) -> None:
+        self.workers = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="mmap_ninja")
+        self.get = get
+        self.file = None
+
+    def _submit(self, start: int, stop: int) -> list[Future[list[Any]]]:
+        chunk = max(1, -(-(stop - start) // (4 * self.workers)))
+        return [self.executor.submit(_get_range, self.get, i, min(i + chunk, stop)) for i in range(start, stop, chunk)]
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _spans(length: int | None, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -142,12 +176,20 @@ def _spans(length: int | None, batch_size: int) -> Iterator[tuple[int, int]]:
         start = stop
 
 
-def collect_batches(indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool) -> Iterator[list[Any]]:
+BACKENDS = ("processes", "threads")
+
+
+def collect_batches(
+    indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool, backend: str = "processes"
+) -> Iterator[list[Any]]:
     """Yields lists of up to ``batch_size`` items in index order."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     get = _getter(indexable)
     length = _length(indexable)
     spans = _spans(length, batch_size)
-    batches = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else _Pool(get, n_jobs).map(spans)
+    pool = _Threads if backend == "threads" else _Pool
+    batches = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else pool(get, n_jobs).map(spans)
     bar = progress(iter(()), verbose, total=length)
     try:
         for results in batches:

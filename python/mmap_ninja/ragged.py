@@ -438,10 +438,14 @@ class RaggedMmap:
         batch_size: int,
         n_jobs: int | None = None,
         verbose: bool = False,
+        *,
+        backend: str = "processes",
         **kwargs: Any,
     ) -> RaggedMmap:
         """Builds a store from ``indexable[i]`` (or ``indexable(i)``) for i = 0, 1, ... until ``len(indexable)``
-        or an IndexError/KeyError; ``n_jobs`` computes items in parallel worker processes (joblib's loky)."""
+        or an IndexError/KeyError; ``n_jobs`` computes items in parallel: in worker processes (joblib's loky,
+        as mmap-ninja 0.9.0), or with ``backend="threads"`` in threads, which pickle nothing and pay off when
+        the item function releases the GIL (image decoding with Pillow or OpenCV, zlib, numpy)."""
         size = check_batch_size(batch_size)
-        batches = collect_batches(indexable, size, n_jobs, verbose)
+        batches = collect_batches(indexable, size, n_jobs, verbose, backend)
         return cls.from_generator(out_dir, (item for batch in batches for item in batch), size, **kwargs)
