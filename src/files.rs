@@ -8,22 +8,11 @@ use crate::error::{Error, Result};
 
 /// Reads `path` whole, refusing files larger than `cap` bytes.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let mut file = File::open(path).map_err(Error::io(path))?;
+    let file = File::open(path).map_err(Error::io(path))?;
     let mut bytes = Vec::new();
-    if cap < SMALL {
-        // Metadata files: a regular file's `read` returns fewer bytes than asked only at its end, so one read
-        // of more than `cap` bytes gets the whole file, and opening a store pays no second read per file.
-        let mut buf = [0u8; SMALL as usize];
-        let want = cap as usize + 1;
-        let n = read_retrying(&mut file, &mut buf[..want]).map_err(Error::io(path))?;
-        bytes.extend_from_slice(&buf[..n]);
-        if n < want {
-            return Ok(bytes);
-        }
-    }
-    file.take(cap + 1 - bytes.len() as u64)
-        .read_to_end(&mut bytes)
-        .map_err(Error::io(path))?;
+    // Until end of file: a single `read` may legally return less than the whole file, and a shape file cut
+    // short would parse as a shorter shape.
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(Error::io(path))?;
     if bytes.len() as u64 > cap {
         return Err(Error::corrupt(
             path,
@@ -31,19 +20,6 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
-}
-
-/// Caps below this many bytes are read with one `read` into a stack buffer first.
-const SMALL: u64 = 8192;
-
-/// One `read`, retried when interrupted by a signal.
-fn read_retrying(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        match file.read(buf) {
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            result => return result,
-        }
-    }
 }
 
 /// Reads a small ASCII/UTF-8 metadata file.
@@ -137,7 +113,7 @@ mod tests {
     fn reads_up_to_the_cap_and_refuses_more() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        for cap in [0u64, 8, 4096, SMALL - 1, SMALL, 3 * SMALL] {
+        for cap in [0u64, 8, 4096, 8191, 8192, 1 << 15] {
             let exact = vec![7u8; cap as usize];
             std::fs::write(&path, &exact).unwrap();
             assert_eq!(read_capped(&path, cap).unwrap(), exact, "cap {cap}");

@@ -246,6 +246,10 @@ fn truncated(text: &str) -> String {
 pub struct ShardedWriter {
     lock: WriteLock,
     durable: bool,
+    /// The shards the committed manifest lists.
+    listed: HashSet<String>,
+    /// Generated shards no manifest listed when the writer opened: leftovers of earlier failed writes.
+    stale: HashSet<String>,
 }
 
 impl ShardedWriter {
@@ -254,20 +258,24 @@ impl ShardedWriter {
     pub fn open(dir: &Path, options: &WriteOptions) -> Result<ShardedWriter> {
         let lock = WriteLock::acquire(dir, options.wait)?;
         let listed = Self::listed(dir)?;
-        for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-            let name = entry.map_err(Error::io(dir))?.file_name();
-            let name = name.to_string_lossy();
-            if !(is_ours(&name) || listed.contains(name.as_ref())) {
+        let mut stale = HashSet::new();
+        for name in entries(dir)? {
+            if !(is_ours(&name) || listed.contains(&name)) {
                 return Err(Error::InvalidArgument(format!(
                     "{} holds {name:?}, which is not part of a sharded store: write a sharded store into an empty \
                      or new directory",
                     dir.display()
                 )));
             }
+            if name.starts_with(format::GENERATED_SHARD_PREFIX) && !listed.contains(&name) {
+                stale.insert(name);
+            }
         }
         Ok(ShardedWriter {
             lock,
             durable: options.durable,
+            listed,
+            stale,
         })
     }
 
@@ -276,10 +284,12 @@ impl ShardedWriter {
         self.lock.dir()
     }
 
-    /// Makes `shards` (directories inside `dir`, in order) the store's content in one rename of the manifest,
-    /// then removes the shards no longer listed. Each shard must be a store of `kind` holding at least the
-    /// items listed; dense shards must share their dtype and row shape. Returns the new manifest.
-    pub fn commit(&self, kind: StoreKind, shards: Vec<Shard>) -> Result<Manifest> {
+    /// Makes `shards` (directories inside `dir`, in order) the store's content in one rename of the manifest.
+    /// Each shard must be a store of `kind` holding at least the items listed; dense shards must share their
+    /// dtype and row shape. Then removes, as far as it can, the shards the old manifest listed and the new one
+    /// does not, and the leftovers found on opening; shards written since are left for `discard`. Returns the
+    /// new manifest.
+    pub fn commit(&mut self, kind: StoreKind, shards: Vec<Shard>) -> Result<Manifest> {
         self.lock.check_process()?;
         let manifest = Manifest::new(kind, shards)?;
         let mut rows: Option<Rows> = None;
@@ -306,15 +316,31 @@ impl ShardedWriter {
         let mut commit = Commit::new(self.durable);
         commit.stage(self.dir().join(format::SHARDS_FILE), manifest.to_text().into_bytes());
         commit.apply()?;
-        self.collect_garbage(&manifest.shards().iter().map(|s| s.name.clone()).collect())?;
+        // Committed: what follows is clean-up, which must not make the commit look failed.
+        let listed: HashSet<String> = manifest.shards().iter().map(|s| s.name.clone()).collect();
+        let dropped: Vec<String> = self
+            .listed
+            .union(&self.stale)
+            .filter(|n| !listed.contains(*n))
+            .cloned()
+            .collect();
+        self.remove(dropped);
+        (self.listed, self.stale) = (listed, HashSet::new());
         Ok(manifest)
     }
 
-    /// Removes every generated shard the current manifest does not list: what a failed or abandoned write
-    /// left behind. The committed store is untouched.
-    pub fn discard(&self) -> Result<()> {
+    /// Removes, as far as it can, every generated shard the committed manifest does not list (what a failed or
+    /// abandoned write left behind) and leftover temporary manifests. The committed store is untouched.
+    pub fn discard(&mut self) -> Result<()> {
         self.lock.check_process()?;
-        self.collect_garbage(&Self::listed(self.dir())?)
+        let temp = format!("{}.tmp-", format::SHARDS_FILE);
+        let unlisted = entries(self.dir())?.into_iter().filter(|name| {
+            name.starts_with(&temp) || (name.starts_with(format::GENERATED_SHARD_PREFIX) && !self.listed.contains(name))
+        });
+        let unlisted: Vec<String> = unlisted.collect();
+        self.remove(unlisted);
+        self.stale.clear();
+        Ok(())
     }
 
     /// Names the manifest in `dir` lists (none when there is no manifest).
@@ -325,18 +351,29 @@ impl ShardedWriter {
         Ok(Manifest::read(dir)?.shards.into_iter().map(|s| s.name).collect())
     }
 
-    fn collect_garbage(&self, keep: &HashSet<String>) -> Result<()> {
-        let dir = self.dir();
-        for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-            let name = entry.map_err(Error::io(dir))?.file_name();
-            let name = name.to_string_lossy();
-            let leftover_temp = name.starts_with(&format!("{}.tmp-", format::SHARDS_FILE));
-            if leftover_temp || (name.starts_with(format::GENERATED_SHARD_PREFIX) && !keep.contains(name.as_ref())) {
-                files::remove_if_exists(&dir.join(name.as_ref()))?;
-            }
+    /// Removes the entries `names` of the store's directory, skipping any that cannot be removed (on NFS, a
+    /// file another client still has open, say): they are unlisted, so never read, and the next writer tries
+    /// again.
+    fn remove(&self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            let _ = files::remove_if_exists(&self.dir().join(name));
         }
-        Ok(())
     }
+}
+
+/// The names in `dir` (lossily decoded: a name that is not UTF-8 is never one of ours).
+fn entries(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        names.push(
+            entry
+                .map_err(Error::io(dir))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    Ok(names)
 }
 
 /// True for the entries a sharded store's writer creates: the manifest, its temporary files and generated
@@ -434,7 +471,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("sharded");
         let options = WriteOptions::default();
-        let writer = ShardedWriter::open(&root, &options).unwrap();
+        // A killed writer's shard, found on opening: the first commit removes it.
+        let leftover = root.join(shard_name(2));
+        std::fs::create_dir_all(&leftover).unwrap();
+        let mut writer = ShardedWriter::open(&root, &options).unwrap();
         assert!(matches!(
             ShardedWriter::open(&root, &options),
             Err(Error::Locked { .. })
@@ -445,8 +485,6 @@ mod tests {
             let dir = root.join(name);
             StringStore::create(&dir, &options, &items.iter().map(|_| "x").collect::<Vec<_>>(), None).unwrap();
         }
-        let leftover = root.join(shard_name(2));
-        std::fs::create_dir(&leftover).unwrap();
         let listed = vec![shard(&a, 3), shard(&b, 1)];
         assert!(matches!(
             writer.commit(StoreKind::Ragged, listed.clone()),
@@ -461,6 +499,14 @@ mod tests {
         let manifest = writer.commit(StoreKind::String, listed).unwrap();
         assert_eq!(Manifest::read(&root).unwrap(), manifest);
         assert!(!leftover.exists() && root.join(&a).exists());
+        // A shard written after the commit survives the next commit (it may still be in the making); the one
+        // that commit drops goes; `discard` removes what no commit listed.
+        let late = root.join(shard_name(3));
+        StringStore::create(&late, &options, &["y"], None).unwrap();
+        writer.commit(StoreKind::String, vec![shard(&a, 3)]).unwrap();
+        assert!(!root.join(&b).exists() && late.exists() && root.join(&a).exists());
+        writer.discard().unwrap();
+        assert!(!late.exists() && root.join(&a).exists());
         drop(writer);
 
         let foreign = tmp.path().join("single");

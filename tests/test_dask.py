@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +35,25 @@ def fail_on(x: np.ndarray) -> np.ndarray:
     if x.shape == (7, 7, 3):
         raise ValueError("cannot decode this one")
     return x
+
+
+class Unpicklable(np.ndarray):
+    """An item that cannot travel between processes."""
+
+    def __reduce__(self) -> Any:
+        raise TypeError("this item was sent to another process")
+
+
+def decode_here(i: int) -> np.ndarray:
+    return np.arange(i % 5 + 1).view(Unpicklable)
+
+
+def test_partitions_are_written_where_they_are_computed(tmp_path: Path) -> None:
+    bag = db.from_sequence(range(40), npartitions=4).map(decode_here)
+    with pytest.raises(TypeError, match="another process"):
+        bag.compute(scheduler="processes")  # shipping the items back fails...
+    store = ninja_dask.to_ragged(bag, tmp_path / "s", scheduler="processes", num_workers=2)
+    assert [x.tolist() for x in store] == [list(range(i % 5 + 1)) for i in range(40)]  # ...writing them does not
 
 
 def shard_dirs(path: Path) -> list[str]:

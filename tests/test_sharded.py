@@ -200,3 +200,66 @@ def test_missing_or_short_shards_raise_corrupt_store_error(tmp_path: Path) -> No
     (tmp_path / "s" / store.shards[1][0]).rename(tmp_path / "elsewhere")
     with pytest.raises(CorruptStoreError, match="missing"):
         ShardedMmap(tmp_path / "s")[7]
+
+
+def test_dense_edge_cases(tmp_path: Path) -> None:
+    empty = from_partitions(tmp_path / "e", [np.zeros((0, 3))], kind="numpy")
+    assert len(empty) == 0 and empty[[]] == [] and empty[:] == [] and list(empty) == []
+    rows = np.arange(12, dtype=np.int16).reshape(6, 2)
+    store = ShardedMmap(from_partitions(tmp_path / "d", [rows[:2], rows[2:]], kind="numpy").out_dir, wrapper_fn=np.sum)
+    assert store[[-1, 0]] == [rows[-1].sum(), rows[0].sum()]
+    # A manifest listing dense shards of different dtypes (not what a writer commits) is refused on read.
+    from_partitions(tmp_path / "f", [np.zeros((2, 2), np.float64)], kind="numpy")
+    (other,) = ShardedMmap(tmp_path / "f").shards
+    (tmp_path / "f" / other[0]).rename(tmp_path / "d" / other[0])
+    manifest = tmp_path / "d" / "shards.ninja"
+    manifest.write_text(manifest.read_text() + f"shard {other[0]} 2\n")
+    with pytest.raises(CorruptStoreError, match="float64 rows"):
+        ShardedMmap(tmp_path / "d")[[0, 7]]
+
+
+def test_a_shard_replaced_under_an_old_reader_raises_store_replaced(tmp_path: Path) -> None:
+    items = ragged_items(20)
+    from_partitions(tmp_path / "s", split(items, 10, 10))
+    old = ShardedMmap(tmp_path / "s")
+    second = old.shards[1][0]
+    from_partitions(tmp_path / "s", [items[:5]])
+    (tmp_path / "s" / second).mkdir()  # an empty directory where the old reader's shard was
+    with pytest.raises(StoreReplacedError):
+        old[15]
+
+
+def test_ragged_batches_with_negative_indices(tmp_path: Path) -> None:
+    items = ragged_items(30)
+    store = from_partitions(tmp_path / "s", split(items, 7, 23))
+    for got, want in zip(store[[-1, -30, -23, -24]], [items[-1], items[0], items[7], items[6]], strict=True):
+        assert_item_equal(got, want)
+
+
+def test_kill_during_writes_leaves_one_whole_generation(tmp_path: Path) -> None:
+    """A writer rewriting the store in a loop, killed at random moments: the store always opens as one whole
+    write (every item carries its write's number), and the next writer commits and cleans up."""
+    import random
+    import signal
+    import time
+
+    root = tmp_path / "s"
+    rng = random.Random(5)
+    for trial in range(12):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for write in range(10**6):
+                    parts = [[np.full((k % 4 + 1, 2), write, np.int32) for k in range(30)] for _ in range(3)]
+                    from_partitions(root, parts)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.02, 0.3))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if (root / "shards.ninja").exists():
+            store = ShardedMmap(root)
+            values = {int(x[0, 0]) for x in store}
+            assert len(store) == 90 and len(values) == 1, (trial, values)
+        again = from_partitions(root, [[np.full(2, -trial, np.int32)]])
+        assert shard_dirs(root) == [again.shards[0][0]] and again[0].tolist() == [-trial, -trial]

@@ -155,6 +155,8 @@ class _Threads(_Pool):
     than processes when the item function spends its time outside the GIL (Pillow, OpenCV, zlib, numpy)."""
 
     def __init__(self, get: Callable[[int], Any], n_jobs: int) -> None:
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 has no meaning (joblib's convention): use None, 1, 2, ... or -1")
         self.workers = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="mmap_ninja")
         self.get = get

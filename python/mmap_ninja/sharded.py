@@ -8,6 +8,7 @@ Each shard is an ordinary store that mmap-ninja 0.9.0 opens on its own."""
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
 from itertools import chain
@@ -21,13 +22,13 @@ from . import numpy as np_ninja
 from . import ragged as ragged_ninja
 from . import string as string_ninja
 from .base import PathLike, check_batch_size, normalize_indices, wait_seconds
-from .errors import CorruptStoreError, StoreReplacedError
+from .errors import CorruptStoreError, MmapNinjaError, StoreReplacedError
 
 KINDS = ("ragged", "numpy", "string")
 Shard = tuple[str, int]
 
 # Writers open in this process; a forked child lets go of its copies without cleaning up the parent's shards.
-_OPEN_WRITERS: set[_native.ShardedWriter] = set()
+_OPEN_WRITERS: weakref.WeakSet[_native.ShardedWriter] = weakref.WeakSet()
 
 
 def _forget_inherited_writers() -> None:
@@ -50,7 +51,6 @@ def write_shard(
     part: int,
     items: Iterable[Any],
     kind: str = "ragged",
-    *,
     batch_size: int = 1024,
     durable: bool = False,
 ) -> Shard | None:
@@ -100,7 +100,7 @@ class ShardedWriter:
 
     def commit(self, kind: str, shards: Iterable[Shard | None]) -> str:
         """Makes ``shards`` (``(name, items)`` pairs in order; None entries, empty parts, are skipped) the store's
-        content, replacing what it held, and removes the shards no longer listed. Returns the new generation."""
+        content, replacing what it held, and removes the shards it no longer lists. Returns the new generation."""
         listed = [(name, int(items)) for shard in shards if shard is not None for name, items in [shard]]
         return self._writer.commit(_check_kind(kind), listed)
 
@@ -112,8 +112,12 @@ class ShardedWriter:
     def __enter__(self) -> ShardedWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            self.close()
+        except Exception:
+            if exc_type is None:  # never hide the error that ended the write
+                raise
 
 
 def from_partitions(
@@ -155,13 +159,14 @@ class ShardedMmap:
         *,
         _generation: str | None = None,
     ) -> None:
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).absolute()
         self.wrapper_fn = wrapper_fn
         self.copy_before_wrapper_fn = copy_before_wrapper_fn
         self._manifest = _native.ShardedStore.open(self.out_dir)
         if _generation is not None and self._manifest.generation != _generation:
             raise StoreReplacedError(f"{self.out_dir} was rewritten since this reader opened it; open it again")
-        self._shards: list[Any] = [None] * len(self._manifest.shards)
+        self._listed = self._manifest.shards
+        self._shards: list[Any] = [None] * len(self._listed)
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {"wrapper_fn": self.wrapper_fn, "copy_before_wrapper_fn": self.copy_before_wrapper_fn}
@@ -180,7 +185,7 @@ class ShardedMmap:
     @property
     def shards(self) -> list[Shard]:
         """``(name, items)`` of each shard, in order."""
-        return self._manifest.shards
+        return list(self._listed)
 
     def __len__(self) -> int:
         return len(self._manifest)
@@ -190,25 +195,54 @@ class ShardedMmap:
         ``StringsMmap`` or an ``np.memmap``."""
         opened = self._shards[k]
         if opened is None:
-            opened = self._shards[k] = self._open_shard(*self.shards[k])
+            opened = self._shards[k] = self._open_shard(k)
         return opened
 
-    def _open_shard(self, name: str, items: int) -> Any:
+    def _open_shard(self, k: int) -> Any:
+        """Shard ``k`` checked against the manifest. A shard that is gone or changed because the store was
+        rewritten since this reader opened raises ``StoreReplacedError``; otherwise ``CorruptStoreError``."""
+        name, items = self._listed[k]
         path = self.out_dir / name
-        if not path.is_dir():
-            if _native.ShardedStore.open(self.out_dir).generation != self.generation:
-                raise StoreReplacedError(f"{self.out_dir} was rewritten since this reader opened it; open it again")
-            raise CorruptStoreError(f"shard {name!r} listed in shards.ninja is missing", str(path))
-        opened: Any
-        if self.kind == "ragged":
-            opened = ragged_ninja._reopen(str(path), items, None, {**_RAGGED_OPTIONS})
-        elif self.kind == "string":
-            opened = string_ninja._reopen(str(path), items, None, {"mode": "rb", "wait": False, "durable": False})
-        else:
-            opened = np_ninja._reopen(str(path), "r", items, None)
-        if len(opened) < items:
-            raise CorruptStoreError(f"shard {name!r} holds {len(opened)} items; shards.ninja lists {items}", str(path))
+        try:
+            if not path.is_dir():
+                raise CorruptStoreError(f"shard {name!r} listed in shards.ninja is missing", str(path))
+            opened = self._open_kind(path, items)
+            if self.kind == "numpy" and k:
+                self._require_rows_like_first(name, opened)
+            if len(opened) < items:
+                raise CorruptStoreError(
+                    f"shard {name!r} holds {len(opened)} items; shards.ninja lists {items}", str(path)
+                )
+        except (OSError, MmapNinjaError, ValueError) as exc:
+            try:
+                rewritten = _native.ShardedStore.open(self.out_dir).generation != self.generation
+            except (OSError, MmapNinjaError):
+                rewritten = True
+            if rewritten:
+                raise StoreReplacedError(
+                    f"{self.out_dir} was rewritten since this reader opened it; open it again"
+                ) from exc
+            raise
         return opened
+
+    def _open_kind(self, path: Path, items: int) -> Any:
+        if self.kind == "ragged":
+            return ragged_ninja._reopen(str(path), items, None, {**_RAGGED_OPTIONS})
+        if self.kind == "string":
+            return string_ninja._reopen(str(path), items, None, {"mode": "rb", "wait": False, "durable": False})
+        rows = np_ninja._reopen(str(path), "r", items, None)
+        if rows.ndim == 0:
+            raise CorruptStoreError("a dense shard must have rows, not be 0-d", str(path))
+        return rows
+
+    def _require_rows_like_first(self, name: str, rows: np.ndarray) -> None:
+        first = self.shard(0)
+        if (rows.dtype, rows.shape[1:]) != (first.dtype, first.shape[1:]):
+            raise CorruptStoreError(
+                f"shard {name!r} holds {rows.dtype} rows of shape {rows.shape[1:]}; the first shard's are "
+                f"{first.dtype} rows of shape {first.shape[1:]}",
+                str(self.out_dir / name),
+            )
 
     def _wrap(self, item: Any) -> Any:
         if self.wrapper_fn is None:
@@ -229,7 +263,8 @@ class ShardedMmap:
 
     def _batch(self, indices: np.ndarray, copies: bool) -> Any:
         groups = self._manifest.group(indices)
-        if self.kind == "numpy" and self.wrapper_fn is None:
+        if self.kind == "numpy" and self.wrapper_fn is None and self._listed:
+            # Every shard's rows share shard 0's dtype and shape (checked when each is opened).
             rows: np.ndarray = np.empty((len(indices), *self.shard(0).shape[1:]), dtype=self.shard(0).dtype)
             for k, local, positions in groups:
                 rows[positions] = self.shard(k)[local]
@@ -243,9 +278,9 @@ class ShardedMmap:
         return out
 
     def __iter__(self) -> Iterator[Any]:
-        for k in range(len(self.shards)):
+        for k, (_, items) in enumerate(self._listed):
             shard = self.shard(k)
-            for local in range(self.shards[k][1]):
+            for local in range(items):
                 yield self._wrap(shard[local])
 
     def close(self) -> None:
@@ -262,7 +297,7 @@ class ShardedMmap:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ShardedMmap({str(self.out_dir)!r}, kind={self.kind!r}, shards={len(self.shards)}, items={len(self)})"
+        return f"ShardedMmap({str(self.out_dir)!r}, kind={self.kind!r}, shards={len(self._listed)}, items={len(self)})"
 
 
 _RAGGED_OPTIONS: dict[str, Any] = {

@@ -63,15 +63,15 @@ impl PyShardedStore {
 }
 
 /// The writer of a sharded store, holding its lock until closed.
-#[pyclass(name = "ShardedWriter", module = "mmap_ninja._native")]
+#[pyclass(name = "ShardedWriter", module = "mmap_ninja._native", weakref)]
 pub struct PyShardedWriter {
     inner: Option<ShardedWriter>,
 }
 
 impl PyShardedWriter {
-    fn writer(&self) -> PyResult<&ShardedWriter> {
+    fn writer(&mut self) -> PyResult<&mut ShardedWriter> {
         self.inner
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| PyValueError::new_err("this ShardedWriter is closed"))
     }
 }
@@ -89,12 +89,12 @@ impl PyShardedWriter {
 
     /// The store's directory.
     #[getter]
-    fn path(&self) -> PyResult<PathBuf> {
+    fn path(&mut self) -> PyResult<PathBuf> {
         Ok(self.writer()?.dir().to_path_buf())
     }
 
     /// Makes `shards` (`(name, items)` pairs, in order) the store's content, of `kind`; returns the generation.
-    fn commit(&self, py: Python<'_>, kind: &str, shards: Vec<(String, u64)>) -> PyResult<String> {
+    fn commit(&mut self, py: Python<'_>, kind: &str, shards: Vec<(String, u64)>) -> PyResult<String> {
         let kind = StoreKind::parse(kind)
             .ok_or_else(|| PyValueError::new_err(format!("kind must be numpy, ragged or string, not {kind:?}")))?;
         let shards = shards.into_iter().map(|(name, items)| Shard { name, items }).collect();
@@ -107,7 +107,7 @@ impl PyShardedWriter {
     /// Closing twice does nothing.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         match self.inner.take() {
-            Some(writer) => Ok(py.detach(|| writer.discard())?),
+            Some(mut writer) => Ok(py.detach(|| writer.discard())?),
             None => Ok(()),
         }
     }
