@@ -32,6 +32,9 @@ pub enum Error {
     /// A writer used by a process other than the one that opened it (a forked child).
     #[error("this writer belongs to process {owner}; process {current} (a forked child?) must open its own")]
     ForeignProcess { owner: u32, current: u32 },
+    /// The store at `path` is not the one this reader opened: it was replaced (written anew) since.
+    #[error("{}: the store was replaced since it was opened; open it again", path.display())]
+    Replaced { path: PathBuf },
     /// The caller passed something inconsistent (wrong dtype, sizes that do not add up, ...).
     #[error("{0}")]
     InvalidArgument(String),

@@ -206,8 +206,10 @@ impl StringStore {
         Ok((start as usize, end as usize))
     }
 
-    /// Overwrites string `index` in place with one of the same UTF-8 byte length (uncompressed stores only).
-    pub fn set(&self, index: i64, value: &str) -> Result<()> {
+    /// Overwrites string `index` in place with one of the same UTF-8 byte length (uncompressed stores only),
+    /// under the store's lock (waiting as `options` says), and only in the data file this reader opened: a
+    /// store replaced since is refused (`Error::Replaced`), since its offsets are not this reader's.
+    pub fn set(&self, options: &WriteOptions, index: i64, value: &str) -> Result<()> {
         if self.codec.is_some() {
             return Err(Error::InvalidArgument(
                 "In-place modification is not supported for compressed StringsMmap.".into(),
@@ -222,7 +224,12 @@ impl StringStore {
                 value.len()
             )));
         }
-        commit::write_at(&self.dir.join(format::DATA_FILE), start as u64, &[value.as_bytes()])
+        let _lock = WriteLock::acquire(&self.dir, options.wait)?;
+        let path = self.dir.join(format::DATA_FILE);
+        if files::identity(&path)? != Some(self.data.identity()) {
+            return Err(Error::Replaced { path: self.dir.clone() });
+        }
+        commit::write_at(&path, start as u64, &[value.as_bytes()])
     }
 
     /// Locks `dir` and appends strings to its store, creating an uncompressed one when empty. The data goes
@@ -324,6 +331,7 @@ fn not_utf8(path: &Path, i: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::Wait;
     use std::fs;
 
     fn all(store: &StringStore) -> Vec<String> {
@@ -341,9 +349,17 @@ mod tests {
         let s = StringStore::open(&d).unwrap().unwrap();
         assert_eq!(all(&s), ["Torba", "", "日本語", "🥷", "x"]);
         assert_eq!(s.get(-1).unwrap(), "x");
-        s.set(0, "Korba").unwrap();
-        assert!(matches!(s.set(0, "too long"), Err(Error::InvalidArgument(_))));
+        let o = WriteOptions::default();
+        s.set(&o, 0, "Korba").unwrap();
+        assert!(matches!(s.set(&o, 0, "too long"), Err(Error::InvalidArgument(_))));
         assert_eq!(StringStore::open(&d).unwrap().unwrap().get(0).unwrap(), "Korba");
+        // Under another writer's lock: refused. In a store replaced since it was opened: refused, untouched.
+        let lock = WriteLock::acquire(&d, Wait::No).unwrap();
+        assert!(matches!(s.set(&o, 0, "Porba"), Err(Error::Locked { .. })));
+        drop(lock);
+        StringStore::create(&d, &o, &["abcde"], None).unwrap();
+        assert!(matches!(s.set(&o, 0, "Porba"), Err(Error::Replaced { .. })));
+        assert_eq!(StringStore::open(&d).unwrap().unwrap().get(0).unwrap(), "abcde");
     }
 
     #[test]
@@ -378,7 +394,7 @@ mod tests {
             assert!(s.is_compressed());
             assert_eq!(all(&s)[..120], strings[..]);
             assert_eq!(s.get(-1).unwrap(), "tail");
-            assert!(s.set(0, "x").is_err());
+            assert!(s.set(&WriteOptions::default(), 0, "x").is_err());
         }
     }
 

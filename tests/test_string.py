@@ -114,3 +114,24 @@ def test_readers_are_snapshots_that_refresh_and_verify_decodes_every_string(tmp_
     data.write_bytes(data.read_bytes().replace("é".encode(), b"\xff\xfe"))
     with pytest.raises(CorruptStoreError, match="UTF-8"):
         StringsMmap(tmp_path / "s").verify()
+
+
+def test_setitem_takes_the_lock_and_refuses_a_replaced_store(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from mmap_ninja import StoreLockedError, StoreReplacedError
+
+    strings = StringsMmap.from_strings(tmp_path / "s", ["alpha", "beta"])
+    reader = StringsMmap(tmp_path / "s")
+    fd = os.open(tmp_path / "s", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another writer at work
+    with pytest.raises(StoreLockedError):
+        strings[0] = "ALPHA"
+    os.close(fd)
+    strings[0] = "ALPHA"
+    assert reader[0] == "ALPHA"
+    StringsMmap.from_strings(tmp_path / "s", ["gamma", "delta"])  # replaced: "ALPHA"'s offsets mean nothing now
+    with pytest.raises(StoreReplacedError):
+        strings[1] = "BETA"
+    assert list(StringsMmap(tmp_path / "s")) == ["gamma", "delta"]

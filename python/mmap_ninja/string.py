@@ -147,7 +147,7 @@ class StringsMmap:
             raise IndexError("StringsMmap is empty!")
         if not _WRITABLE[self.mode]:
             raise ValueError("this StringsMmap was opened read-only (mode='rb')")
-        store.set(operator.index(idx), new_value)
+        store.set(operator.index(idx), new_value, wait=wait_seconds(self.wait))
 
     def set_multiple(self, key: Any, value: Sequence[str]) -> None:
         indices = normalize_indices(key, len(self)).tolist()

@@ -10,6 +10,7 @@ use crate::error::Error;
 pyo3::import_exception!(mmap_ninja.errors, CorruptStoreError);
 pyo3::import_exception!(mmap_ninja.errors, StoreLockedError);
 pyo3::import_exception!(mmap_ninja.errors, ForkedWriterError);
+pyo3::import_exception!(mmap_ninja.errors, StoreReplacedError);
 
 /// errno values for kinds raised without one (ENOENT, EACCES on every Unix this builds for).
 fn errno_of(source: &std::io::Error) -> Option<i32> {
@@ -40,6 +41,7 @@ impl From<Error> for PyErr {
                 StoreLockedError::new_err((11, text, path.to_string_lossy().into_owned()))
             }
             Error::ForeignProcess { .. } => ForkedWriterError::new_err(message),
+            Error::Replaced { .. } => StoreReplacedError::new_err(message),
             Error::IndexOutOfRange { .. } => PyIndexError::new_err(message),
             Error::UnsupportedDtype(_) => PyTypeError::new_err(message),
             Error::InvalidArgument(_) => PyValueError::new_err(message),

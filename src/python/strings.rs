@@ -69,9 +69,10 @@ impl PyStringStore {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Overwrites string `index` with one of the same UTF-8 byte length.
-    fn set(&self, index: i64, value: &str) -> PyResult<()> {
-        Ok(self.inner.set(index, value)?)
+    /// Overwrites string `index` with one of the same UTF-8 byte length, under the store's lock (waiting up to `wait` s).
+    #[pyo3(signature = (index, value, wait = 0.0))]
+    fn set(&self, py: Python<'_>, index: i64, value: &str, wait: f64) -> PyResult<()> {
+        locked(py, wait, false, |options| self.inner.set(options, index, value))
     }
 
     /// Appends strings, creating an uncompressed store when empty.
