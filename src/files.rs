@@ -6,9 +6,30 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Opens `path` (a file or a directory) for reading, and writing when `writable`, without blocking: a FIFO
+/// planted in a store would otherwise hang the reader until someone writes to it.
+fn open_nonblocking(path: &Path, writable: bool) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(Error::io(path))
+}
+
+/// Opens `path` as `open_nonblocking` does, refusing anything but a regular file.
+pub fn open_regular(path: &Path, writable: bool) -> Result<File> {
+    let file = open_nonblocking(path, writable)?;
+    if !file.metadata().map_err(Error::io(path))?.is_file() {
+        return Err(Error::corrupt(path, "not a regular file"));
+    }
+    Ok(file)
+}
+
 /// Reads `path` whole, refusing files larger than `cap` bytes.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(Error::io(path))?;
+    let file = open_regular(path, false)?;
     let mut bytes = Vec::new();
     // Until end of file: a single `read` may legally return less than the whole file, and a shape file cut
     // short would parse as a shorter shape.
@@ -86,10 +107,10 @@ pub fn open_consistent<T>(
 ) -> Result<T> {
     use std::os::unix::fs::MetadataExt;
     for _ in 0..OPEN_ATTEMPTS {
-        let held = match std::fs::File::open(marker) {
+        let held = match open_nonblocking(marker, false) {
             Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return missing(),
-            Err(err) => return Err(Error::io(marker)(err)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return missing(),
+            Err(err) => return Err(err),
         };
         let before = held.metadata().map(|m| (m.dev(), m.ino())).map_err(Error::io(marker))?;
         let result = open();
@@ -108,6 +129,19 @@ pub fn open_consistent<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fifos_and_directories_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("shape.ninja");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        assert!(matches!(read_capped(&fifo, 64), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            read_capped(dir.path(), 64),
+            Err(Error::Corrupt { .. }) | Err(Error::Io { .. })
+        ));
+    }
 
     #[test]
     fn reads_up_to_the_cap_and_refuses_more() {

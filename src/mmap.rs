@@ -1,7 +1,6 @@
 //! A read-only (or, for mode `r+`, writable) shared mapping of one whole file. This is the crate's only
 //! place that turns mapped memory into a Rust slice.
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -22,12 +21,7 @@ pub struct Region {
 impl Region {
     /// Maps the whole of `path` (shared). `writable` maps it read-write; the file must then be writable.
     pub fn open(path: &Path, writable: bool) -> Result<Region> {
-        let file = if writable {
-            OpenOptions::new().read(true).write(true).open(path)
-        } else {
-            File::open(path)
-        }
-        .map_err(Error::io(path))?;
+        let file = crate::files::open_regular(path, writable)?;
         let meta = file.metadata().map_err(Error::io(path))?;
         let (len, identity) = {
             use std::os::unix::fs::MetadataExt;

@@ -263,3 +263,15 @@ def test_kill_during_writes_leaves_one_whole_generation(tmp_path: Path) -> None:
             assert len(store) == 90 and len(values) == 1, (trial, values)
         again = from_partitions(root, [[np.full(2, -trial, np.int32)]])
         assert shard_dirs(root) == [again.shards[0][0]] and again[0].tolist() == [-trial, -trial]
+
+
+def test_a_fifo_planted_as_the_manifest_or_a_store_file_raises_instead_of_blocking(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    os.mkfifo(tmp_path / "s" / "shards.ninja")
+    with pytest.raises(CorruptStoreError, match="not a regular file"):
+        mmap_ninja.open_existing(tmp_path / "s")
+    mmap_ninja.RaggedMmap.from_lists(tmp_path / "r", [[1, 2]])
+    os.remove(tmp_path / "r" / "dtype.ninja")
+    os.mkfifo(tmp_path / "r" / "dtype.ninja")
+    with pytest.raises(CorruptStoreError, match="not a regular file"):
+        mmap_ninja.RaggedMmap(tmp_path / "r")
