@@ -68,17 +68,39 @@ impl DenseStore {
         commit.apply()
     }
 
-    /// Locks `dir` and appends `rows` rows (little-endian, C order) to its C-order dense store, from the
-    /// committed end on.
+    /// Locks `dir` and appends `rows` rows (little-endian, C order) to its dense store, from the committed end
+    /// on. An F-order store (mmap-ninja 0.9.0 writes them) cannot grow by appending: it is rewritten in C order
+    /// with the rows added, under the same lock, as a replace (see `create`).
     pub fn extend(dir: &Path, options: &WriteOptions, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
         let _lock = WriteLock::acquire(dir, options.wait)?;
+        let store = DenseStore::open(dir, false)?;
         let mut commit = Commit::new(options.durable);
-        DenseStore::open(dir, false)?.append(dtype, rows, payload, &mut commit)?;
+        if store.order == Order::F && store.shape.len() > 1 {
+            let shape = store.grown_shape(dtype, rows, payload.len())?;
+            let c_order = f_to_c(&store.bytes()[..store.byte_len], &store.shape, dtype.itemsize());
+            files::remove_if_exists(&dir.join(format::SHAPE_FILE))?;
+            write_layout(dir, dtype, &shape, &[&c_order, payload], &mut commit)?;
+        } else {
+            store.append(dtype, rows, payload, &mut commit)?;
+        }
         commit.apply()
     }
 
-    /// Writes `payload` past the committed rows and stages the new `shape.ninja` into `commit`.
+    /// Writes `payload` past the committed rows and stages the new `shape.ninja` into `commit` (C-order stores).
     pub fn append(&self, dtype: Dtype, rows: u64, payload: &[u8], commit: &mut Commit) -> Result<()> {
+        if self.order == Order::F && self.shape.len() > 1 {
+            return Err(Error::InvalidArgument(
+                "appending to an F-order array needs a rewrite; rewrite it in C order".into(),
+            ));
+        }
+        let new_shape = self.grown_shape(dtype, rows, payload.len())?;
+        commit.write_at(&self.dir.join(format::DATA_FILE), self.byte_len as u64, &[payload])?;
+        commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&new_shape));
+        Ok(())
+    }
+
+    /// The shape after appending `rows` rows of `dtype` given as `payload_len` bytes, checked against the store.
+    fn grown_shape(&self, dtype: Dtype, rows: u64, payload_len: usize) -> Result<Vec<u64>> {
         if dtype != self.dtype {
             return Err(Error::InvalidArgument(format!(
                 "cannot append {dtype} rows to a {} store",
@@ -88,11 +110,6 @@ impl DenseStore {
         if self.shape.is_empty() {
             return Err(Error::InvalidArgument("cannot append to a 0-d array".into()));
         }
-        if self.order == Order::F && self.shape.len() > 1 {
-            return Err(Error::InvalidArgument(
-                "appending to an F-order array needs a rewrite; rewrite it in C order".into(),
-            ));
-        }
         let mut new_shape = self.shape.clone();
         new_shape[0] = new_shape[0]
             .checked_add(rows)
@@ -100,16 +117,13 @@ impl DenseStore {
         let expected = format::byte_len(&new_shape, dtype)
             .and_then(|total| total.checked_sub(self.byte_len))
             .ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
-        if payload.len() != expected {
+        if payload_len != expected {
             return Err(Error::InvalidArgument(format!(
-                "{} bytes given for {rows} rows of shape {:?} ({expected} bytes expected)",
-                payload.len(),
+                "{payload_len} bytes given for {rows} rows of shape {:?} ({expected} bytes expected)",
                 &self.shape[1..]
             )));
         }
-        commit.write_at(&self.dir.join(format::DATA_FILE), self.byte_len as u64, &[payload])?;
-        commit.stage(self.dir.join(format::SHAPE_FILE), format::encode_shape(&new_shape));
-        Ok(())
+        Ok(new_shape)
     }
 
     /// The directory.
@@ -169,6 +183,35 @@ fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
     Ok((dtype, shape, order))
 }
 
+/// The elements of an F-order array of `shape` (`itemsize` bytes each, `bytes` holding exactly them), in C
+/// order: the last axis varies fastest.
+fn f_to_c(bytes: &[u8], shape: &[u64], itemsize: usize) -> Vec<u8> {
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    // F order: axis 0 varies fastest, so axis k's stride is the product of the axes before it.
+    let strides: Vec<usize> = dims
+        .iter()
+        .scan(1usize, |stride, &d| {
+            let this = *stride;
+            *stride *= d;
+            Some(this)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = vec![0usize; dims.len()];
+    for _ in 0..bytes.len() / itemsize.max(1) {
+        let at = index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>() * itemsize;
+        out.extend_from_slice(&bytes[at..at + itemsize]);
+        for axis in (0..dims.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < dims[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    out
+}
+
 /// Writes the data and metadata files of a C-order dense directory; `shape.ninja` is staged in `commit`.
 /// The data is given as `parts` written back to back.
 pub(crate) fn write_layout(
@@ -224,6 +267,27 @@ mod tests {
         assert_eq!(s.shape(), [3, 2]);
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
         assert_eq!(std::fs::read_to_string(d.join("type.ninja")).unwrap(), "numpy");
+    }
+
+    #[test]
+    fn extending_an_f_order_store_rewrites_it_in_c_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // The 2 x 3 array [[1, 2, 3], [4, 5, 6]] as mmap-ninja 0.9.0 writes it in F order.
+        DenseStore::create(
+            d,
+            &WriteOptions::default(),
+            Dtype::Float32,
+            &[2, 3],
+            &le(&[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]),
+        )
+        .unwrap();
+        std::fs::write(d.join("order.ninja"), "F").unwrap();
+        DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, 1, &le(&[7.0, 8.0, 9.0])).unwrap();
+        let s = DenseStore::open(d, false).unwrap();
+        assert_eq!((s.shape(), s.order()), (&[3, 3][..], Order::C));
+        assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]));
+        assert_eq!(f_to_c(&[1, 4, 2, 5, 3, 6], &[1, 2, 3], 1), [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

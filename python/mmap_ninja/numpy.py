@@ -120,12 +120,7 @@ def extend_dir(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durab
     if len(shape) == 0 or arr.shape[1:] != shape[1:]:
         raise ValueError(f"Trying to append samples with incorrect shape: {arr.shape[1:]}, expected: {shape[1:]}")
     data = to_store(arr, np.dtype(store.dtype).newbyteorder("<"), "array")
-    if store.order == "F" and len(shape) > 1:
-        # An F-order array (written by mmap-ninja 0.9.0) cannot grow by appending: rewrite it in C order.
-        combined = np.concatenate([_memmap(store, out_dir, "r"), data]).copy(order="C")
-        flat, shape = combined.reshape(-1), list(combined.shape)
-        _native.DenseStore.create(out_dir, data.dtype.name, flat, shape, wait_seconds(wait), durable)
-        return
+    # (An F-order store, written by mmap-ninja 0.9.0, is rewritten in C order under the lock by the core.)
     _native.DenseStore.extend(out_dir, data.dtype.name, data, wait_seconds(wait), durable)
 
 
