@@ -54,7 +54,8 @@ pub fn create_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(Error::io(dir))
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+/// The temporary file a replacement of `path` is written to (per process, so writers cannot collide).
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)

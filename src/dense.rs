@@ -70,20 +70,34 @@ impl DenseStore {
 
     /// Locks `dir` and appends `rows` rows (little-endian, C order) to its dense store, from the committed end
     /// on. An F-order store (mmap-ninja 0.9.0 writes them) cannot grow by appending: it is rewritten in C order
-    /// with the rows added, under the same lock, as a replace (see `create`).
+    /// with the rows added, under the same lock (see `rewrite_in_c_order`).
     pub fn extend(dir: &Path, options: &WriteOptions, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
         let _lock = WriteLock::acquire(dir, options.wait)?;
         let store = DenseStore::open(dir, false)?;
         let mut commit = Commit::new(options.durable);
         if store.order == Order::F && store.shape.len() > 1 {
-            let shape = store.grown_shape(dtype, rows, payload.len())?;
-            let c_order = f_to_c(&store.bytes()[..store.byte_len], &store.shape, dtype.itemsize());
-            files::remove_if_exists(&dir.join(format::SHAPE_FILE))?;
-            write_layout(dir, dtype, &shape, &[&c_order, payload], &mut commit)?;
+            store.rewrite_in_c_order(dtype, rows, payload, &mut commit)?;
         } else {
             store.append(dtype, rows, payload, &mut commit)?;
         }
         commit.apply()
+    }
+
+    /// Writes this F-order store's rows in C order, then `payload`, into a temporary data file while the store
+    /// stays readable as it was; then removes `shape.ninja`, renames the new data into place and rewrites the
+    /// metadata, staging the new `shape.ninja` into `commit`. Readers (and a `kill -9`) can only catch the
+    /// store missing during those few renames, never half-converted.
+    fn rewrite_in_c_order(&self, dtype: Dtype, rows: u64, payload: &[u8], commit: &mut Commit) -> Result<()> {
+        let shape = self.grown_shape(dtype, rows, payload.len())?;
+        let c_order = f_to_c(&self.bytes()[..self.byte_len], &self.shape, dtype.itemsize());
+        let data = self.dir.join(format::DATA_FILE);
+        let tmp = commit::temp_path(&data);
+        files::remove_if_exists(&tmp)?;
+        commit::write_at(&tmp, 0, &[&c_order, payload])?;
+        files::remove_if_exists(&self.dir.join(format::SHAPE_FILE))?;
+        std::fs::rename(&tmp, &data).map_err(Error::io(&data))?;
+        commit.record(data);
+        write_meta(&self.dir, dtype, &shape, commit)
     }
 
     /// Writes `payload` past the committed rows and stages the new `shape.ninja` into `commit` (C-order stores).
@@ -288,6 +302,23 @@ mod tests {
         assert_eq!((s.shape(), s.order()), (&[3, 3][..], Order::C));
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]));
         assert_eq!(f_to_c(&[1, 4, 2, 5, 3, 6], &[1, 2, 3], 1), [1, 2, 3, 4, 5, 6]);
+        assert!(!d
+            .read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
+    }
+
+    #[test]
+    fn f_to_c_handles_any_rank_itemsize_and_empty_axes() {
+        // Element (i, j, k) of a 2 x 3 x 4 array is i*12 + j*4 + k; in F order it sits at i + 2*j + 6*k.
+        let mut f = [0u16; 24];
+        for (i, j, k) in (0..2).flat_map(|i| (0..3).flat_map(move |j| (0..4).map(move |k| (i, j, k)))) {
+            f[i + 2 * j + 6 * k] = (i * 12 + j * 4 + k) as u16;
+        }
+        let bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let want: Vec<u8> = (0u16..24).flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(f_to_c(&bytes, &[2, 3, 4], 2), want);
+        assert!(f_to_c(&[], &[0, 3], 4).is_empty() && f_to_c(&[], &[3, 0], 4).is_empty());
     }
 
     #[test]

@@ -6,14 +6,15 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Opens `path` (a file or a directory) for reading, and writing when `writable`, without blocking: a FIFO
-/// planted in a store would otherwise hang the reader until someone writes to it.
+/// Opens `path` (a file or a directory) for reading, and writing when `writable`, without blocking (a FIFO
+/// planted in a store would otherwise hang the reader until someone writes to it) and without ever making a
+/// terminal planted there the process's controlling terminal.
 fn open_nonblocking(path: &Path, writable: bool) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
         .write(writable)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(Error::io(path))
 }

@@ -408,3 +408,13 @@ def test_verify_reports_what_open_does_not_check(tmp_path: Path) -> None:
     shapes.tofile(tmp_path / "r" / "shapes" / "data.ninja")
     with pytest.raises(CorruptStoreError, match="item 2"):
         RaggedMmap(tmp_path / "r").verify()
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_from_indexable_stops_at_the_first_gap_like_the_serial_path(
+    tmp_path: Path, n_jobs: int | None, backend: str
+) -> None:
+    items = {i: np.arange(i + 1) for i in range(40) if i != 9}  # 9 is missing: a KeyError ends the dataset
+    store = RaggedMmap.from_indexable(tmp_path / "r", items.__getitem__, 16, n_jobs=n_jobs, backend=backend)
+    assert [x.tolist() for x in store] == [list(range(i + 1)) for i in range(9)]

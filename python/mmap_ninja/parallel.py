@@ -128,19 +128,23 @@ class _Pool:
 
     def map(self, spans: Iterator[tuple[int, int]]) -> Iterator[list[Any]]:
         """Results of each span in order, the next span already computing while one is consumed."""
-        pending: list[Future[list[Any]]] | None = None
+        pending: list[Future[list[Any]]] = []
+        submitted: list[Future[list[Any]]] = []
         try:
             for span in spans:
                 submitted = self._submit(*span)
-                if pending is not None:
+                if pending:
                     yield [item for future in pending for item in future.result()]
-                pending = submitted
-            if pending is not None:
+                pending, submitted = submitted, []
+            if pending:
                 yield [item for future in pending for item in future.result()]
         finally:
-            for future in pending or []:
+            # Stopped early (an error, the consumer gone): cancel what has not started, including the batch
+            # computing ahead, and wait for what has, before the payload file goes away.
+            unfinished = pending + submitted
+            for future in unfinished:
                 future.cancel()
-            for future in pending or []:
+            for future in unfinished:
                 if not future.cancelled():
                     future.exception()
             self.close()
@@ -152,7 +156,9 @@ class _Pool:
 
 class _Threads(_Pool):
     """Threads of this process, for one call: nothing is pickled, neither the indexable nor the items. Faster
-    than processes when the item function spends its time outside the GIL (Pillow, OpenCV, zlib, numpy)."""
+    than processes when the item function spends its time outside the GIL (Pillow, OpenCV, zlib, numpy). The
+    indexable is shared by the threads, so it must be thread-safe (one open file handle that seeks, then reads
+    is not)."""
 
     def __init__(self, get: Callable[[int], Any], n_jobs: int) -> None:
         if n_jobs == 0:
@@ -195,7 +201,10 @@ def collect_batches(
     bar = progress(iter(()), verbose, total=length)
     try:
         for results in batches:
-            items = [r for r in results if r is not EXHAUSTED]
+            # Up to the first missing index: in parallel, chunks after it may have found items past a gap,
+            # which the serial path never reaches.
+            end = next((k for k, r in enumerate(results) if r is EXHAUSTED), len(results))  # `is`: items may be arrays
+            items = results[:end]
             if hasattr(bar, "update"):
                 bar.update(len(items))
             if items:
