@@ -206,30 +206,44 @@ impl StringStore {
         Ok((start as usize, end as usize))
     }
 
-    /// Overwrites string `index` in place with one of the same UTF-8 byte length (uncompressed stores only),
-    /// under the store's lock (waiting as `options` says), and only in the data file this reader opened: a
-    /// store replaced since is refused (`Error::Replaced`), since its offsets are not this reader's.
-    pub fn set(&self, options: &WriteOptions, index: i64, value: &str) -> Result<()> {
+    /// Overwrites strings in place, `indices[k]` by `values[k]`, each with one of the same UTF-8 byte length
+    /// (uncompressed stores only). Every replacement is checked before any is written; then all are written under
+    /// one hold of the store's lock (waiting as `options` says), and only into the data file this reader opened:
+    /// a store replaced since is refused (`Error::Replaced`), since its offsets are not this reader's.
+    pub fn set(&self, options: &WriteOptions, indices: &[i64], values: &[&str]) -> Result<()> {
         if self.codec.is_some() {
             return Err(Error::InvalidArgument(
                 "In-place modification is not supported for compressed StringsMmap.".into(),
             ));
         }
-        let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
-        let (start, end) = self.span(i)?;
-        if value.len() != end - start {
+        if indices.len() != values.len() {
             return Err(Error::InvalidArgument(format!(
-                "string {i} holds {} UTF-8 bytes; a replacement must have the same length, not {}",
-                end - start,
-                value.len()
+                "{} items selected but {} values given",
+                indices.len(),
+                values.len()
             )));
+        }
+        let mut writes = Vec::with_capacity(indices.len());
+        for (&index, &value) in indices.iter().zip(values) {
+            let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
+            let (start, end) = self.span(i)?;
+            if value.len() != end - start {
+                return Err(Error::InvalidArgument(format!(
+                    "string {i} holds {} UTF-8 bytes; a replacement must have the same length, not {}",
+                    end - start,
+                    value.len()
+                )));
+            }
+            writes.push((start as u64, value.as_bytes()));
         }
         let _lock = WriteLock::acquire(&self.dir, options.wait)?;
         let path = self.dir.join(format::DATA_FILE);
         if files::identity(&path)? != Some(self.data.identity()) {
             return Err(Error::Replaced { path: self.dir.clone() });
         }
-        commit::write_at(&path, start as u64, &[value.as_bytes()])
+        writes
+            .into_iter()
+            .try_for_each(|(at, bytes)| commit::write_at(&path, at, &[bytes]))
     }
 
     /// Locks `dir` and appends strings to its store, creating an uncompressed one when empty. The data goes
@@ -350,15 +364,15 @@ mod tests {
         assert_eq!(all(&s), ["Torba", "", "日本語", "🥷", "x"]);
         assert_eq!(s.get(-1).unwrap(), "x");
         let o = WriteOptions::default();
-        s.set(&o, 0, "Korba").unwrap();
-        assert!(matches!(s.set(&o, 0, "too long"), Err(Error::InvalidArgument(_))));
+        s.set(&o, &[0], &["Korba"]).unwrap();
+        assert!(matches!(s.set(&o, &[0], &["too long"]), Err(Error::InvalidArgument(_))));
         assert_eq!(StringStore::open(&d).unwrap().unwrap().get(0).unwrap(), "Korba");
         // Under another writer's lock: refused. In a store replaced since it was opened: refused, untouched.
         let lock = WriteLock::acquire(&d, Wait::No).unwrap();
-        assert!(matches!(s.set(&o, 0, "Porba"), Err(Error::Locked { .. })));
+        assert!(matches!(s.set(&o, &[0], &["Porba"]), Err(Error::Locked { .. })));
         drop(lock);
         StringStore::create(&d, &o, &["abcde"], None).unwrap();
-        assert!(matches!(s.set(&o, 0, "Porba"), Err(Error::Replaced { .. })));
+        assert!(matches!(s.set(&o, &[0], &["Porba"]), Err(Error::Replaced { .. })));
         assert_eq!(StringStore::open(&d).unwrap().unwrap().get(0).unwrap(), "abcde");
     }
 
@@ -394,7 +408,7 @@ mod tests {
             assert!(s.is_compressed());
             assert_eq!(all(&s)[..120], strings[..]);
             assert_eq!(s.get(-1).unwrap(), "tail");
-            assert!(s.set(&WriteOptions::default(), 0, "x").is_err());
+            assert!(s.set(&WriteOptions::default(), &[0], &["x"]).is_err());
         }
     }
 

@@ -135,3 +135,14 @@ def test_setitem_takes_the_lock_and_refuses_a_replaced_store(tmp_path: Path) -> 
     with pytest.raises(StoreReplacedError):
         strings[1] = "BETA"
     assert list(StringsMmap(tmp_path / "s")) == ["gamma", "delta"]
+
+
+def test_setitem_of_many_checks_every_value_before_writing_any(tmp_path: Path) -> None:
+    strings = StringsMmap.from_strings(tmp_path / "s", ["one", "two", "three"])
+    with pytest.raises(ValueError, match="same length"):
+        strings[[0, 1, 2]] = ["ONE", "TWO!", "THREE"]  # the second does not fit: nothing is written
+    assert list(StringsMmap(tmp_path / "s")) == ["one", "two", "three"]
+    strings[[2, 0]] = ["THREE", "ONE"]
+    assert list(StringsMmap(tmp_path / "s")) == ["ONE", "two", "THREE"]
+    with pytest.raises(ValueError, match="2 items selected but 1"):
+        strings[[0, 1]] = ["uno"]

@@ -147,14 +147,21 @@ class StringsMmap:
             raise IndexError("StringsMmap is empty!")
         if not _WRITABLE[self.mode]:
             raise ValueError("this StringsMmap was opened read-only (mode='rb')")
-        store.set(operator.index(idx), new_value, wait=wait_seconds(self.wait))
+        store.set([operator.index(idx)], [new_value], wait=wait_seconds(self.wait))
 
     def set_multiple(self, key: Any, value: Sequence[str]) -> None:
-        indices = normalize_indices(key, len(self)).tolist()
+        """Every replacement is checked before any is written, then all are written under one lock."""
+        store = self._native_store()
+        indices = normalize_indices(key, 0 if store is None else len(store)).tolist()
         if len(value) != len(indices):
             raise ValueError(f"{len(indices)} items selected but {len(value)} values given")
-        for i, idx in enumerate(indices):
-            self.set_single(idx, value[i])
+        if not indices:
+            return
+        if store is None:
+            raise IndexError("StringsMmap is empty!")
+        if not _WRITABLE[self.mode]:
+            raise ValueError("this StringsMmap was opened read-only (mode='rb')")
+        store.set(indices, list(value), wait=wait_seconds(self.wait))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if np.isscalar(key):

@@ -69,10 +69,12 @@ impl PyStringStore {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Overwrites string `index` with one of the same UTF-8 byte length, under the store's lock (waiting up to `wait` s).
-    #[pyo3(signature = (index, value, wait = 0.0))]
-    fn set(&self, py: Python<'_>, index: i64, value: &str, wait: f64) -> PyResult<()> {
-        locked(py, wait, false, |options| self.inner.set(options, index, value))
+    /// Overwrites strings (`indices[k]` by `values[k]`, each of the same UTF-8 byte length), all checked first,
+    /// then written under one hold of the store's lock (waiting up to `wait` seconds).
+    #[pyo3(signature = (indices, values, wait = 0.0))]
+    fn set(&self, py: Python<'_>, indices: Vec<i64>, values: Vec<PyBackedStr>, wait: f64) -> PyResult<()> {
+        let values = as_strs(&values);
+        locked(py, wait, false, |options| self.inner.set(options, &indices, &values))
     }
 
     /// Appends strings, creating an uncompressed store when empty.
