@@ -68,12 +68,14 @@ impl DenseStore {
         commit.apply()
     }
 
-    /// Locks `dir` and appends `rows` rows (little-endian, C order) to its dense store, from the committed end
-    /// on. An F-order store (mmap-ninja 0.9.0 writes them) cannot grow by appending: it is rewritten in C order
-    /// with the rows added, under the same lock (see `rewrite_in_c_order`).
-    pub fn extend(dir: &Path, options: &WriteOptions, dtype: Dtype, rows: u64, payload: &[u8]) -> Result<()> {
+    /// Locks `dir` and appends the rows of `payload` (an array of `shape`, little-endian, C order) to its dense
+    /// store, from the committed end on; the rows must have the store's dtype and row shape (checked under the
+    /// lock). An F-order store (mmap-ninja 0.9.0 writes them) cannot grow by appending: it is rewritten in C
+    /// order with the rows added, under the same lock (see `rewrite_in_c_order`).
+    pub fn extend(dir: &Path, options: &WriteOptions, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
         let _lock = WriteLock::acquire(dir, options.wait)?;
         let store = DenseStore::open(dir, false)?;
+        let rows = store.check_rows(dtype, shape)?;
         let mut commit = Commit::new(options.durable);
         if store.order == Order::F && store.shape.len() > 1 {
             store.rewrite_in_c_order(dtype, rows, payload, &mut commit)?;
@@ -81,6 +83,19 @@ impl DenseStore {
             store.append(dtype, rows, payload, &mut commit)?;
         }
         commit.apply()
+    }
+
+    /// The number of rows in an array of `shape` and `dtype` that can be appended to this store.
+    fn check_rows(&self, dtype: Dtype, shape: &[u64]) -> Result<u64> {
+        match shape.split_first() {
+            Some((&rows, row)) if row == self.shape.get(1..).unwrap_or_default() && dtype == self.dtype => Ok(rows),
+            _ => Err(Error::InvalidArgument(format!(
+                "Trying to append samples of {dtype} with shape {:?}, expected {} with shape {:?}",
+                shape.get(1..).unwrap_or_default(),
+                self.dtype,
+                self.shape.get(1..).unwrap_or_default()
+            ))),
+        }
     }
 
     /// Writes this F-order store's rows in C order, then `payload`, into a temporary data file while the store
@@ -276,7 +291,7 @@ mod tests {
             &le(&[1.0, 2.0, 3.0, 4.0]),
         )
         .unwrap();
-        DenseStore::extend(&d, &WriteOptions::default(), Dtype::Float32, 1, &le(&[5.0, 6.0])).unwrap();
+        DenseStore::extend(&d, &WriteOptions::default(), Dtype::Float32, &[1, 2], &le(&[5.0, 6.0])).unwrap();
         let s = DenseStore::open(&d, false).unwrap();
         assert_eq!(s.shape(), [3, 2]);
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
@@ -297,7 +312,14 @@ mod tests {
         )
         .unwrap();
         std::fs::write(d.join("order.ninja"), "F").unwrap();
-        DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, 1, &le(&[7.0, 8.0, 9.0])).unwrap();
+        DenseStore::extend(
+            d,
+            &WriteOptions::default(),
+            Dtype::Float32,
+            &[1, 3],
+            &le(&[7.0, 8.0, 9.0]),
+        )
+        .unwrap();
         let s = DenseStore::open(d, false).unwrap();
         assert_eq!((s.shape(), s.order()), (&[3, 3][..], Order::C));
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]));
@@ -326,8 +348,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         DenseStore::create(d, &WriteOptions::default(), Dtype::Float32, &[1, 2], &le(&[1.0, 2.0])).unwrap();
-        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float64, 1, &[0; 16]).is_err());
-        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, 1, &[0; 4]).is_err());
+        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float64, &[1, 2], &[0; 16]).is_err());
+        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, &[1, 2], &[0; 4]).is_err());
+        // Same bytes, other row shape: refused under the lock.
+        assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, &[2, 1], &le(&[1.0, 2.0])).is_err());
         assert_eq!(DenseStore::open(d, false).unwrap().shape(), [1, 2]);
     }
 

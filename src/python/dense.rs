@@ -95,11 +95,8 @@ impl PyDenseStore {
         let dtype = parse_dtype(dtype)?;
         let items = Items::new(&[array], dtype)?;
         let (bytes, shape) = (items.slices()?[0], items.shapes().swap_remove(0));
-        let rows = *shape
-            .first()
-            .ok_or_else(|| Error::InvalidArgument("cannot append a 0-d array as rows".into()))?;
         locked(py, wait, durable, |options| {
-            DenseStore::extend(&path, options, dtype, rows, bytes)
+            DenseStore::extend(&path, options, dtype, &shape, bytes)
         })
     }
 }
