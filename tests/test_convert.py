@@ -143,6 +143,22 @@ def test_existing_out_dir_is_replaced_only_when_asked_and_a_store(folder: Path, 
     assert [p.name for p in other.iterdir()] == ["keep.txt"]
 
 
+def test_overwrite_waits_for_no_writer_and_leaves_a_store_being_written_alone(folder: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    out_dir = tmp_path / "out"
+    assert cli("convert", "-q", str(folder), str(out_dir)).returncode == 0
+    before = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*"))
+    fd = os.open(out_dir, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a writer of the store is at work
+    out = cli("convert", "-q", "--overwrite", str(folder), str(out_dir))
+    os.close(fd)
+    # (the folder's unreadable images are reported first, one line each)
+    assert out.returncode == 1 and "another writer" in out.stderr.splitlines()[-1], out.stderr
+    assert sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "out"]  # no temporary folder left
+
+
 def test_bad_input_is_one_line(folder: Path, tmp_path: Path) -> None:
     out = cli("convert", str(tmp_path / "missing"), str(tmp_path / "out"))
     assert out.returncode == 1 and "no such folder" in one_error_line(out)

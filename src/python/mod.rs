@@ -3,6 +3,7 @@
 mod buffer;
 mod dense;
 mod errors;
+mod lock;
 mod options;
 mod payload;
 mod ragged;
@@ -33,6 +34,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ragged::PyRaggedStore>()?;
     m.add_class::<ragged_writer::PyRaggedWriter>()?;
     m.add_class::<strings::PyStringStore>()?;
+    m.add_class::<lock::PyStoreLock>()?;
     m.add_class::<sharded::PyShardedStore>()?;
     m.add_class::<sharded::PyShardedWriter>()?;
     m.add_function(wrap_pyfunction!(sharded::shard_name, m)?)?;
