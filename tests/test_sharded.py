@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mmap_ninja
 from mmap_ninja import CorruptStoreError, ShardedMmap, StoreLockedError, StoreReplacedError
@@ -275,3 +277,38 @@ def test_a_fifo_planted_as_the_manifest_or_a_store_file_raises_instead_of_blocki
     os.mkfifo(tmp_path / "r" / "dtype.ninja")
     with pytest.raises(CorruptStoreError, match="not a regular file"):
         mmap_ninja.RaggedMmap(tmp_path / "r")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(0, 6), min_size=1, max_size=6),
+    picks=st.lists(st.integers(-40, 40), max_size=20),
+    kind=st.sampled_from(["ragged", "numpy", "string"]),
+)
+def test_any_partitioning_reads_like_the_concatenated_list(
+    tmp_path: Path, sizes: list[int], picks: list[int], kind: str
+) -> None:
+    """Model: a ShardedMmap of partitions reads exactly like the plain list of all their items."""
+    total = sum(sizes)
+    if kind == "numpy":
+        items: list = list(np.arange(total * 2, dtype=np.int32).reshape(total, 2))
+    elif kind == "string":
+        items = [f"s{i}" * (i % 3) for i in range(total)]
+    else:
+        items = [np.full(i % 4, i, np.int16) for i in range(total)]
+    parts = [items[sum(sizes[:k]) : sum(sizes[: k + 1])] for k in range(len(sizes))]
+    if kind == "numpy":
+        parts = [np.array(p, dtype=np.int32).reshape(len(p), 2) for p in parts]
+    root = tmp_path / f"s{len(list(tmp_path.iterdir()))}"
+    store = from_partitions(root, parts, kind=kind)
+    assert len(store) == total
+    valid = [i for i in picks if -total <= i < total]
+    got = store[valid]
+    for g, i in zip(got, valid, strict=True):
+        if kind == "string":
+            assert g == items[i]
+        else:
+            np.testing.assert_array_equal(g, items[i])
+    if len(valid) < len(picks):
+        with pytest.raises(IndexError):
+            store[picks]
