@@ -120,11 +120,13 @@ class _Pool:
             self.payload = self.file
 
     def _submit(self, start: int, stop: int) -> list[Future[list[Any]]]:
+        """The span as about 4 tasks per worker, each a contiguous index range."""
         chunk = max(1, -(-(stop - start) // (4 * self.workers)))
-        return [
-            self.executor.submit(_worker_range, self.key, self.payload, i, min(i + chunk, stop))
-            for i in range(start, stop, chunk)
-        ]
+        return [self._task(i, min(i + chunk, stop)) for i in range(start, stop, chunk)]
+
+    def _task(self, start: int, stop: int) -> Future[list[Any]]:
+        task: Future[list[Any]] = self.executor.submit(_worker_range, self.key, self.payload, start, stop)
+        return task
 
     def map(self, spans: Iterator[tuple[int, int]]) -> Iterator[list[Any]]:
         """Results of each span in order, the next span already computing while one is consumed."""
@@ -168,9 +170,9 @@ class _Threads(_Pool):
         self.get = get
         self.file = None
 
-    def _submit(self, start: int, stop: int) -> list[Future[list[Any]]]:
-        chunk = max(1, -(-(stop - start) // (4 * self.workers)))
-        return [self.executor.submit(_get_range, self.get, i, min(i + chunk, stop)) for i in range(start, stop, chunk)]
+    def _task(self, start: int, stop: int) -> Future[list[Any]]:
+        task: Future[list[Any]] = self.executor.submit(_get_range, self.get, start, stop)
+        return task
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
