@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::commit::{Commit, WriteOptions};
@@ -124,9 +124,19 @@ impl Manifest {
 
     /// Reads and validates `dir/shards.ninja` (a missing manifest is a not-found I/O error).
     pub fn read(dir: &Path) -> Result<Manifest> {
+        let missing = || Error::io(dir.join(format::SHARDS_FILE))(std::io::ErrorKind::NotFound.into());
+        Self::read_if_exists(dir)?.ok_or_else(missing)
+    }
+
+    /// Reads and validates `dir/shards.ninja`, `None` when there is none.
+    pub fn read_if_exists(dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(format::SHARDS_FILE);
-        let text = files::read_text(&path, format::MAX_MANIFEST_BYTES)?;
-        Self::parse(&text).map_err(|reason| Error::corrupt(&path, reason))
+        let Some(text) = files::read_text_if_exists(&path, format::MAX_MANIFEST_BYTES)? else {
+            return Ok(None);
+        };
+        Self::parse(&text)
+            .map(Some)
+            .map_err(|reason| Error::corrupt(&path, reason))
     }
 
     fn parse(text: &str) -> std::result::Result<Manifest, String> {
@@ -267,7 +277,7 @@ impl ShardedWriter {
                     dir.display()
                 )));
             }
-            if name.starts_with(format::GENERATED_SHARD_PREFIX) && !listed.contains(&name) {
+            if is_generated(&name) && !listed.contains(&name) {
                 stale.insert(name);
             }
         }
@@ -333,11 +343,10 @@ impl ShardedWriter {
     /// abandoned write left behind) and leftover temporary manifests. The committed store is untouched.
     pub fn discard(&mut self) -> Result<()> {
         self.lock.check_process()?;
-        let temp = format!("{}.tmp-", format::SHARDS_FILE);
-        let unlisted = entries(self.dir())?.into_iter().filter(|name| {
-            name.starts_with(&temp) || (name.starts_with(format::GENERATED_SHARD_PREFIX) && !self.listed.contains(name))
-        });
-        let unlisted: Vec<String> = unlisted.collect();
+        let unlisted: Vec<String> = entries(self.dir())?
+            .into_iter()
+            .filter(|name| is_temp_manifest(name) || (is_generated(name) && !self.listed.contains(name)))
+            .collect();
         self.remove(unlisted);
         self.stale.clear();
         Ok(())
@@ -345,10 +354,8 @@ impl ShardedWriter {
 
     /// Names the manifest in `dir` lists (none when there is no manifest).
     fn listed(dir: &Path) -> Result<HashSet<String>> {
-        if !Manifest::exists(dir)? {
-            return Ok(HashSet::new());
-        }
-        Ok(Manifest::read(dir)?.shards.into_iter().map(|s| s.name).collect())
+        let shards = Manifest::read_if_exists(dir)?.map_or_else(Vec::new, |m| m.shards);
+        Ok(shards.into_iter().map(|s| s.name).collect())
     }
 
     /// Removes the entries `names` of the store's directory, skipping any that cannot be removed (on NFS, a
@@ -379,18 +386,24 @@ fn entries(dir: &Path) -> Result<Vec<String>> {
 /// True for the entries a sharded store's writer creates: the manifest, its temporary files and generated
 /// shards.
 fn is_ours(name: &str) -> bool {
-    name == format::SHARDS_FILE
-        || name.starts_with(&format!("{}.tmp-", format::SHARDS_FILE))
-        || (name.starts_with(format::GENERATED_SHARD_PREFIX) && valid_shard_name(name))
+    name == format::SHARDS_FILE || is_temp_manifest(name) || is_generated(name)
+}
+
+/// True for a temporary manifest (`commit`'s `shards.ninja.tmp-<pid>`), left behind if a writer was killed.
+fn is_temp_manifest(name: &str) -> bool {
+    name.strip_prefix(format::SHARDS_FILE)
+        .is_some_and(|rest| rest.starts_with(".tmp-"))
+}
+
+/// True for a shard name a writer generated (see `shard_name`).
+fn is_generated(name: &str) -> bool {
+    name.starts_with(format::GENERATED_SHARD_PREFIX) && valid_shard_name(name)
 }
 
 /// Opens the shard in `dir` as a store of `kind`: its committed length and, for dense shards, the dtype and
 /// row shape every shard must share.
 fn open_shard(dir: &Path, kind: StoreKind) -> Result<(u64, Option<Rows>)> {
-    if !files::exists(dir)? {
-        return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
-    }
-    store::require_kind(dir, kind)?;
+    store::require_empty_dir(dir, kind)?;
     Ok(match kind {
         StoreKind::Ragged => (RaggedStore::open(dir, false)?.map_or(0, |s| s.len() as u64), None),
         StoreKind::String => (StringStore::open(dir)?.map_or(0, |s| s.len() as u64), None),
@@ -403,17 +416,6 @@ fn open_shard(dir: &Path, kind: StoreKind) -> Result<(u64, Option<Rows>)> {
             (rows, Some((dense.dtype(), shape[1..].to_vec())))
         }
     })
-}
-
-/// Where the shard named `name` of the store in `dir` lives (the name is checked, so it stays inside `dir`).
-pub fn shard_dir(dir: &Path, name: &str) -> Result<PathBuf> {
-    if !valid_shard_name(name) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid shard name {:?}",
-            truncated(name)
-        )));
-    }
-    Ok(dir.join(name))
 }
 
 #[cfg(test)]
@@ -515,6 +517,6 @@ mod tests {
             ShardedWriter::open(&foreign, &options),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(shard_dir(&root, "..").is_err());
+        assert!(!valid_shard_name(".."));
     }
 }
