@@ -11,7 +11,6 @@ keyword arguments go to ``compute`` (e.g. ``scheduler="processes"``; with it, ``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -102,10 +101,13 @@ def _shard(out_dir: str, generation: str, k: int) -> Any:
     return ShardedMmap(out_dir, _generation=generation).shard(k)
 
 
-def _opened(out_dir: PathLike, kind: str) -> ShardedMmap:
-    store = ShardedMmap(Path(out_dir).absolute())
-    if store.kind != kind:
-        raise ValueError(f"{out_dir} holds {store.kind} shards, not {kind} ones")
+def _opened(out_dir: PathLike, kinds: tuple[str, ...], other: str) -> ShardedMmap:
+    """The sharded store in ``out_dir``, whose shards must be of one of ``kinds`` (``other`` says what to use
+    instead)."""
+    store = ShardedMmap(out_dir)
+    if store.kind not in kinds:
+        held = "dense" if store.kind == "numpy" else store.kind
+        raise ValueError(f"{out_dir} holds {held} shards: use {other}")
     return store
 
 
@@ -113,9 +115,7 @@ def from_ragged(out_dir: PathLike) -> db.Bag:
     """The sharded ragged (or string) store in ``out_dir`` as a bag with one partition per shard. Partitions
     are the shards themselves (``RaggedMmap``/``StringsMmap``): zero-copy, and a few hundred bytes when
     shipped to another process."""
-    store = ShardedMmap(Path(out_dir).absolute())
-    if store.kind == "numpy":
-        raise ValueError(f"{out_dir} holds dense shards: use from_dense")
+    store = _opened(out_dir, ("ragged", "string"), "from_dense")
     if not store.shards:
         return db.from_sequence([], npartitions=1)
     shard = delayed(_shard, pure=True)
@@ -125,7 +125,7 @@ def from_ragged(out_dir: PathLike) -> db.Bag:
 def from_dense(out_dir: PathLike) -> da.Array:
     """The sharded dense store in ``out_dir`` as a dask array with one chunk per shard along axis 0. Chunks
     are the shards' memory maps (zero-copy, small when shipped to another process)."""
-    store = _opened(out_dir, "numpy")
+    store = _opened(out_dir, ("numpy",), "from_ragged")
     if not store.shards:
         raise ValueError(f"{out_dir} has no shards, so no dtype or row shape to build an array from")
     first = store.shard(0)

@@ -101,7 +101,7 @@ class ShardedWriter:
     def commit(self, kind: str, shards: Iterable[Shard | None]) -> str:
         """Makes ``shards`` (``(name, items)`` pairs in order; None entries, empty parts, are skipped) the store's
         content, replacing what it held, and removes the shards it no longer lists. Returns the new generation."""
-        listed = [(name, int(items)) for shard in shards if shard is not None for name, items in [shard]]
+        listed = [(name, int(items)) for name, items in filter(None, shards)]
         return self._writer.commit(_check_kind(kind), listed)
 
     def close(self) -> None:
@@ -265,7 +265,8 @@ class ShardedMmap:
         groups = self._manifest.group(indices)
         if self.kind == "numpy" and self.wrapper_fn is None and self._listed:
             # Every shard's rows share shard 0's dtype and shape (checked when each is opened).
-            rows: np.ndarray = np.empty((len(indices), *self.shard(0).shape[1:]), dtype=self.shard(0).dtype)
+            first = self.shard(0)
+            rows: np.ndarray = np.empty((len(indices), *first.shape[1:]), dtype=first.dtype)
             for k, local, positions in groups:
                 rows[positions] = self.shard(k)[local]
             return rows

@@ -141,27 +141,25 @@ class StringsMmap:
         for i in range(len(self)):
             yield self.get_single(i)
 
-    def set_single(self, idx: Any, new_value: str) -> None:
+    def _set(self, indices: list[int], values: list[str]) -> None:
+        """Writes ``values`` over the strings at ``indices``, all checked first, under one hold of the lock."""
         store = self._native_store()
         if store is None:
             raise IndexError("StringsMmap is empty!")
         if not _WRITABLE[self.mode]:
             raise ValueError("this StringsMmap was opened read-only (mode='rb')")
-        store.set([operator.index(idx)], [new_value], wait=wait_seconds(self.wait))
+        store.set(indices, values, wait=wait_seconds(self.wait))
+
+    def set_single(self, idx: Any, new_value: str) -> None:
+        self._set([operator.index(idx)], [new_value])
 
     def set_multiple(self, key: Any, value: Sequence[str]) -> None:
         """Every replacement is checked before any is written, then all are written under one lock."""
-        store = self._native_store()
-        indices = normalize_indices(key, 0 if store is None else len(store)).tolist()
+        indices = normalize_indices(key, len(self)).tolist()
         if len(value) != len(indices):
             raise ValueError(f"{len(indices)} items selected but {len(value)} values given")
-        if not indices:
-            return
-        if store is None:
-            raise IndexError("StringsMmap is empty!")
-        if not _WRITABLE[self.mode]:
-            raise ValueError("this StringsMmap was opened read-only (mode='rb')")
-        store.set(indices, list(value), wait=wait_seconds(self.wait))
+        if indices:
+            self._set(indices, list(value))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if np.isscalar(key):
