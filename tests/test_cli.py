@@ -3,6 +3,7 @@ main job (convert has its own file, test_convert.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,25 @@ def test_info_and_check_of_a_sharded_store(tmp_path: Path) -> None:
     np.array([0, 99], dtype="<i8").tofile(second / "ends" / "data.ninja")
     out = cli("check", str(tmp_path / "s"))
     assert out.returncode == 1 and len(out.stdout.splitlines()) == 1 and store.shards[1][0] in out.stdout
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """``mmap-ninja info DIR | grep -q ...``: the reader is gone before we write. We stop as a command killed by
+    SIGPIPE does (status 141, nothing on stderr) instead of printing a broken pipe error."""
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "mmap_ninja", "info", str(tmp_path / "r")],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (141, "")
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:

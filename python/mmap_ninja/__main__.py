@@ -1,9 +1,12 @@
 """Command line: ``python -m mmap_ninja {bench,convert,info,check}``; ``--help`` on each command. Errors are one
-line on stderr: exit 1 for a failed command, 2 for bad arguments, 130 when interrupted."""
+line on stderr: exit 1 for a failed command, 2 for bad arguments, 130 when interrupted; 141 (quietly) when the
+reader of stdout goes away early."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,11 +139,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stdout_closed() -> int:
+    """The reader of our output went away (``mmap-ninja info DIR | head -1``): stop quietly, as a command killed by
+    SIGPIPE does, and keep Python from reporting the same broken pipe again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
+        sys.stdout.flush()
         return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (OSError, ImportError, MmapNinjaError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
