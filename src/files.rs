@@ -1,6 +1,6 @@
 //! Small-file reads with a size cap, so a hostile metadata file cannot make us allocate without bound.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::Path;
 
@@ -19,22 +19,38 @@ fn open_nonblocking(path: &Path, writable: bool) -> Result<File> {
         .map_err(Error::io(path))
 }
 
-/// Opens `path` as `open_nonblocking` does, refusing anything but a regular file.
-pub fn open_regular(path: &Path, writable: bool) -> Result<File> {
+/// Opens `path` as `open_nonblocking` does, refusing anything but a regular file; also returns its metadata
+/// (one `fstat` serves both).
+pub fn open_regular(path: &Path, writable: bool) -> Result<(File, Metadata)> {
     let file = open_nonblocking(path, writable)?;
-    if !file.metadata().map_err(Error::io(path))?.is_file() {
+    let meta = file.metadata().map_err(Error::io(path))?;
+    require_regular(path, &meta)?;
+    Ok((file, meta))
+}
+
+fn require_regular(path: &Path, meta: &Metadata) -> Result<()> {
+    if !meta.is_file() {
         return Err(Error::corrupt(path, "not a regular file"));
     }
-    Ok(file)
+    Ok(())
 }
 
 /// Reads `path` whole, refusing files larger than `cap` bytes.
+///
+/// No `fstat` before reading (opening a store reads a dozen such files, and a system call costs over a
+/// microsecond on a VM): whatever the file is, the read is nonblocking and capped, and what it returns is
+/// parsed and validated. The type is checked only when the read fails or returns nothing, which is what a
+/// FIFO or a directory planted in a store gives, so that those are still reported as "not a regular file".
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let file = open_regular(path, false)?;
+    let mut file = open_nonblocking(path, false)?;
     let mut bytes = Vec::new();
     // Until end of file: a single `read` may legally return less than the whole file, and a shape file cut
     // short would parse as a shorter shape.
-    file.take(cap + 1).read_to_end(&mut bytes).map_err(Error::io(path))?;
+    let read = (&mut file).take(cap + 1).read_to_end(&mut bytes);
+    if read.is_err() || bytes.is_empty() {
+        require_regular(path, &file.metadata().map_err(Error::io(path))?)?;
+    }
+    read.map_err(Error::io(path))?;
     if bytes.len() as u64 > cap {
         return Err(Error::corrupt(
             path,
@@ -132,12 +148,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fifos_and_directories_are_refused_without_blocking() {
+    fn fifos_devices_and_directories_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("shape.ninja");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
         assert!(matches!(read_capped(&fifo, 64), Err(Error::Corrupt { .. })));
+        // Devices: one reads as nothing, one without end; neither is taken for metadata.
+        for device in ["/dev/null", "/dev/zero"] {
+            assert!(
+                matches!(read_capped(Path::new(device), 64), Err(Error::Corrupt { .. })),
+                "{device}"
+            );
+        }
         assert!(matches!(
             read_capped(dir.path(), 64),
             Err(Error::Corrupt { .. }) | Err(Error::Io { .. })

@@ -21,8 +21,7 @@ pub struct Region {
 impl Region {
     /// Maps the whole of `path` (shared). `writable` maps it read-write; the file must then be writable.
     pub fn open(path: &Path, writable: bool) -> Result<Region> {
-        let file = crate::files::open_regular(path, writable)?;
-        let meta = file.metadata().map_err(Error::io(path))?;
+        let (file, meta) = crate::files::open_regular(path, writable)?;
         let (len, identity) = {
             use std::os::unix::fs::MetadataExt;
             (meta.len(), (meta.dev(), meta.ino()))
