@@ -4,7 +4,8 @@ threads with ``backend="threads"``), in index order, until ``len(indexable)`` or
 In parallel the indexable is pickled once per call and each worker unpickles it once (small ones travel with
 the tasks, large ones through a temporary file); tasks are contiguous index ranges, the next batch computes
 while the current one is written, and the worker processes are reused across calls. mmap-ninja 0.9.0 sent
-the indexable with every item, which made its parallel path slower than its serial one.
+the indexable with every item, which made its parallel path slower than its serial one. Large results come
+back through shared memory rather than loky's pipe (see ``_shipping``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from typing import Any
 
+from . import _shipping
 from .base import progress
 
 # Indexables pickled larger than this go to workers through a temporary file instead of with every task.
@@ -79,7 +81,9 @@ def _get_range(get: Callable[[int], Any], start: int, stop: int) -> list[Any]:
     return results
 
 
-def _worker_range(key: str, payload: bytes | str, start: int, stop: int) -> list[Any]:
+def _worker_range(
+    key: str, payload: bytes | str, start: int, stop: int, parent_pid: int
+) -> list[Any] | _shipping.Shipped:
     get = _WORKER_CACHE.get(key)
     if get is None:
         import cloudpickle
@@ -89,7 +93,7 @@ def _worker_range(key: str, payload: bytes | str, start: int, stop: int) -> list
                 payload = f.read()
         _WORKER_CACHE.clear()
         get = _WORKER_CACHE[key] = cloudpickle.loads(payload)
-    return _get_range(get, start, stop)
+    return _shipping.ship(_get_range(get, start, stop), parent_pid)
 
 
 class _Pool:
@@ -105,6 +109,7 @@ class _Pool:
         global _EXECUTOR
         self.workers = effective_n_jobs(n_jobs)
         if _EXECUTOR is None or _EXECUTOR[0] != self.workers:
+            _shipping.sweep()
             if _EXECUTOR is not None:
                 _EXECUTOR[1].shutdown(wait=False)
             _EXECUTOR = (self.workers, ProcessPoolExecutor(max_workers=self.workers, timeout=_IDLE_TIMEOUT))
@@ -119,27 +124,27 @@ class _Pool:
                 f.write(pickled)
             self.payload = self.file
 
-    def _submit(self, start: int, stop: int) -> list[Future[list[Any]]]:
+    def _submit(self, start: int, stop: int) -> list[Future[Any]]:
         """The span as about 4 tasks per worker, each a contiguous index range."""
         chunk = max(1, -(-(stop - start) // (4 * self.workers)))
         return [self._task(i, min(i + chunk, stop)) for i in range(start, stop, chunk)]
 
-    def _task(self, start: int, stop: int) -> Future[list[Any]]:
-        task: Future[list[Any]] = self.executor.submit(_worker_range, self.key, self.payload, start, stop)
+    def _task(self, start: int, stop: int) -> Future[Any]:
+        task: Future[Any] = self.executor.submit(_worker_range, self.key, self.payload, start, stop, os.getpid())
         return task
 
     def map(self, spans: Iterator[tuple[int, int]]) -> Iterator[list[Any]]:
         """Results of each span in order, the next span already computing while one is consumed."""
-        pending: list[Future[list[Any]]] = []
-        submitted: list[Future[list[Any]]] = []
+        pending: list[Future[Any]] = []
+        submitted: list[Future[Any]] = []
         try:
             for span in spans:
                 submitted = self._submit(*span)
                 if pending:
-                    yield [item for future in pending for item in future.result()]
+                    yield [item for future in pending for item in _shipping.receive(future.result())]
                 pending, submitted = submitted, []
             if pending:
-                yield [item for future in pending for item in future.result()]
+                yield [item for future in pending for item in _shipping.receive(future.result())]
         finally:
             # Stopped early (an error, the consumer gone): cancel what has not started, including the batch
             # computing ahead, and wait for what has, before the payload file goes away.
@@ -147,8 +152,8 @@ class _Pool:
             for future in unfinished:
                 future.cancel()
             for future in unfinished:
-                if not future.cancelled():
-                    future.exception()
+                if not future.cancelled() and future.exception() is None:
+                    _shipping.discard(future.result())
             self.close()
 
     def close(self) -> None:
@@ -170,8 +175,8 @@ class _Threads(_Pool):
         self.get = get
         self.file = None
 
-    def _task(self, start: int, stop: int) -> Future[list[Any]]:
-        task: Future[list[Any]] = self.executor.submit(_get_range, self.get, start, stop)
+    def _task(self, start: int, stop: int) -> Future[Any]:
+        task: Future[Any] = self.executor.submit(_get_range, self.get, start, stop)
         return task
 
     def close(self) -> None:

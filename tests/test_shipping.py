@@ -1,0 +1,87 @@
+"""Worker results through shared memory (mmap_ninja._shipping): what arrives equals what was sent, writable and
+in its memory order; small results, failures and abandoned results leave no file behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmap_ninja import _shipping
+from mmap_ninja.parallel import _worker_range, collect_batches
+from mmap_ninja.ragged import RaggedMmap
+
+BIG = _shipping.MIN_SHIPPED_BYTES
+
+
+def leftovers(shm_dir: Path = _shipping.SHM_DIR) -> list[str]:
+    mine = f"mmap_ninja_ship_{os.getpid()}_"
+    return [name for name in os.listdir(shm_dir) if name.startswith(mine)] if shm_dir.is_dir() else []
+
+
+def test_large_results_travel_as_a_file_and_arrive_whole(tmp_path: Path) -> None:
+    results = [
+        np.arange(BIG // 8, dtype=np.int64),
+        np.asfortranarray(np.arange(600 * 7, dtype=np.float32).reshape(600, 7)),
+        "a string",
+        np.arange(10, dtype=np.uint8)[::2],  # not contiguous: stays in the pickle
+        {"nested": np.ones((3, 4), np.int16)},
+    ]
+    shipped = _shipping.ship(results, os.getpid(), tmp_path)
+    assert isinstance(shipped, _shipping.Shipped)
+    assert len(shipped.pickled) < 1000 and sum(shipped.lengths) >= BIG
+    assert os.listdir(tmp_path) == [Path(shipped.path).name]
+    got = _shipping.receive(shipped)
+    assert os.listdir(tmp_path) == []  # unlinked as soon as it is mapped
+    assert np.array_equal(got[0], results[0]) and got[1].flags.f_contiguous
+    assert np.array_equal(got[1], results[1]) and got[2] == "a string"
+    assert got[3].tolist() == [0, 2, 4, 6, 8] and np.array_equal(got[4]["nested"], results[4]["nested"])
+    got[0][0] = -1  # writable, privately: nothing else sees the change
+    assert got[0][0] == -1 and results[0][0] == 0
+
+
+def test_small_results_and_failures_take_the_pipe(tmp_path: Path) -> None:
+    small = [np.arange(10)]
+    assert _shipping.ship(small, os.getpid(), tmp_path) is small
+    big = [np.zeros(BIG, np.uint8)]
+    assert _shipping.ship(big, os.getpid(), tmp_path / "missing") is big
+    assert _shipping.receive(small) is small
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_worker_task_ships_large_items() -> None:
+    def item(i: int) -> np.ndarray:
+        return np.full((512, 512), i, np.uint8)
+
+    import cloudpickle
+
+    result = _worker_range("test-key", cloudpickle.dumps(item), 0, 8, os.getpid())
+    assert isinstance(result, _shipping.Shipped)
+    assert [int(x[0, 0]) for x in _shipping.receive(result)] == list(range(8))
+
+
+def test_sweep_removes_only_the_files_of_dead_parents(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    for name in (f"mmap_ninja_ship_{dead_pid}_x", f"mmap_ninja_ship_{os.getpid()}_y", "other_file"):
+        (tmp_path / name).write_bytes(b"1")
+    _shipping.sweep(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([f"mmap_ninja_ship_{os.getpid()}_y", "other_file"])
+
+
+@pytest.mark.skipif(not _shipping.SHM_DIR.is_dir(), reason="no /dev/shm")
+def test_parallel_build_and_an_abandoned_collection_leave_no_file(tmp_path: Path) -> None:
+    def item(i: int) -> np.ndarray:
+        return np.full((1024 + i % 5, 1024), i % 251, np.uint8) if i < 90 else [][0]
+
+    store = RaggedMmap.from_indexable(tmp_path / "r", item, 16, n_jobs=2)
+    assert len(store) == 90 and all(store[i].shape[0] == 1024 + i % 5 and store[i][0, 0] == i % 251 for i in range(90))
+    batches = collect_batches(item, 16, 2, False)
+    first = next(batches)
+    batches.close()  # the batch computing ahead was shipped and is never read
+    assert len(first) == 16 and first[3][0, 0] == 3
+    assert leftovers() == []
