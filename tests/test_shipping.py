@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,19 @@ def test_a_worker_task_ships_large_items() -> None:
     result = _worker_range("test-key", cloudpickle.dumps(item), 0, 8, os.getpid())
     assert isinstance(result, _shipping.Shipped)
     assert [int(x[0, 0]) for x in _shipping.receive(result)] == list(range(8))
+
+
+def test_items_of_a_local_class_and_unpicklable_items(tmp_path: Path) -> None:
+    class Item:  # defined here: only cloudpickle can pickle it (by value), as loky does
+        def __init__(self, i: int) -> None:
+            self.pixels = np.full(BIG, i, np.uint8)
+
+    shipped = _shipping.ship([Item(3)], os.getpid(), tmp_path)
+    assert isinstance(shipped, _shipping.Shipped)
+    assert _shipping.receive(shipped)[0].pixels[-1] == 3
+    with_lock = [np.zeros(BIG, np.uint8), threading.Lock()]
+    assert _shipping.ship(with_lock, os.getpid(), tmp_path) is with_lock  # left to loky, which reports it
+    assert os.listdir(tmp_path) == []
 
 
 def test_sweep_removes_only_the_files_of_dead_parents(tmp_path: Path) -> None:

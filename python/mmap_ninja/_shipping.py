@@ -38,9 +38,14 @@ class Shipped:
 
 def ship(results: list[Any], parent_pid: int, shm_dir: Path = SHM_DIR) -> list[Any] | Shipped:
     """In a worker: ``results`` as a ``Shipped`` when their buffers are large, else unchanged."""
+    import cloudpickle  # as loky's own pickling: classes defined in the user's __main__ travel by value
+
     buffers: list[pickle.PickleBuffer] = []
-    pickled = pickle.dumps(results, protocol=5, buffer_callback=buffers.append)
-    raws = [buffer.raw() for buffer in buffers]
+    try:
+        pickled = cloudpickle.dumps(results, protocol=5, buffer_callback=buffers.append)
+        raws = [buffer.raw() for buffer in buffers]
+    except Exception:  # noqa: BLE001 -- whatever cannot be shipped goes the usual way, which reports real errors
+        return results
     total = sum(raw.nbytes for raw in raws)
     if total < MIN_SHIPPED_BYTES:
         return results
