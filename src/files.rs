@@ -24,33 +24,21 @@ fn open_nonblocking(path: &Path, writable: bool) -> Result<File> {
 pub fn open_regular(path: &Path, writable: bool) -> Result<(File, Metadata)> {
     let file = open_nonblocking(path, writable)?;
     let meta = file.metadata().map_err(Error::io(path))?;
-    require_regular(path, &meta)?;
-    Ok((file, meta))
-}
-
-fn require_regular(path: &Path, meta: &Metadata) -> Result<()> {
     if !meta.is_file() {
         return Err(Error::corrupt(path, "not a regular file"));
     }
-    Ok(())
+    Ok((file, meta))
 }
 
-/// Reads `path` whole, refusing files larger than `cap` bytes.
-///
-/// No `fstat` before reading (opening a store reads a dozen such files, and a system call costs over a
-/// microsecond on a VM): whatever the file is, the read is nonblocking and capped, and what it returns is
-/// parsed and validated. The type is checked only when the read fails or returns nothing, which is what a
-/// FIFO or a directory planted in a store gives, so that those are still reported as "not a regular file".
+/// Reads `path` whole, refusing files larger than `cap` bytes and anything but a regular file. The type is
+/// checked before reading: a symlink planted in a store could otherwise make us read `/dev/zero` up to the
+/// cap, or take what is waiting on a terminal or a pipe.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let mut file = open_nonblocking(path, false)?;
+    let (file, _) = open_regular(path, false)?;
     let mut bytes = Vec::new();
     // Until end of file: a single `read` may legally return less than the whole file, and a shape file cut
     // short would parse as a shorter shape.
-    let read = (&mut file).take(cap + 1).read_to_end(&mut bytes);
-    if read.is_err() || bytes.is_empty() {
-        require_regular(path, &file.metadata().map_err(Error::io(path))?)?;
-    }
-    read.map_err(Error::io(path))?;
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(Error::io(path))?;
     if bytes.len() as u64 > cap {
         return Err(Error::corrupt(
             path,
@@ -154,13 +142,21 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
         assert!(matches!(read_capped(&fifo, 64), Err(Error::Corrupt { .. })));
-        // Devices: one reads as nothing, one without end; neither is taken for metadata.
+        // Devices, and a pipe with bytes waiting (what a symlink to /dev/stdin finds): refused unread.
         for device in ["/dev/null", "/dev/zero"] {
             assert!(
-                matches!(read_capped(Path::new(device), 64), Err(Error::Corrupt { .. })),
+                matches!(read_capped(Path::new(device), 1 << 30), Err(Error::Corrupt { .. })),
                 "{device}"
             );
         }
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        std::io::Write::write_all(&mut writer, b"float64").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
+        let piped = std::path::PathBuf::from(format!("/proc/self/fd/{fd}"));
+        assert!(matches!(read_capped(&piped, 64), Err(Error::Corrupt { .. })));
+        let mut waiting = [0u8; 7];
+        std::io::Read::read_exact(&mut &reader, &mut waiting).unwrap();
+        assert_eq!(&waiting, b"float64");
         assert!(matches!(
             read_capped(dir.path(), 64),
             Err(Error::Corrupt { .. }) | Err(Error::Io { .. })
