@@ -124,10 +124,12 @@ class _Pool:
                 f.write(pickled)
             self.payload = self.file
 
-    def _submit(self, start: int, stop: int) -> list[Future[Any]]:
-        """The span as about 4 tasks per worker, each a contiguous index range."""
+    def _submit(self, start: int, stop: int, into: list[Future[Any]]) -> None:
+        """Adds the span to ``into`` as about 4 tasks per worker, each a contiguous index range (one by one, so
+        that the tasks submitted before a failure are still waited for and cleaned up)."""
         chunk = max(1, -(-(stop - start) // (4 * self.workers)))
-        return [self._task(i, min(i + chunk, stop)) for i in range(start, stop, chunk)]
+        for i in range(start, stop, chunk):
+            into.append(self._task(i, min(i + chunk, stop)))
 
     def _task(self, start: int, stop: int) -> Future[Any]:
         task: Future[Any] = self.executor.submit(_worker_range, self.key, self.payload, start, stop, os.getpid())
@@ -139,7 +141,7 @@ class _Pool:
         submitted: list[Future[Any]] = []
         try:
             for span in spans:
-                submitted = self._submit(*span)
+                self._submit(*span, into=submitted)
                 if pending:
                     yield [item for future in pending for item in _shipping.receive(future.result())]
                 pending, submitted = submitted, []
