@@ -73,6 +73,20 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     assert (out.returncode, out.stderr) == (141, "")
 
 
+def test_a_broken_pipe_elsewhere_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only stdout's reader going away ends quietly; another broken pipe is a failed command."""
+    from mmap_ninja import __main__ as cli_main
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_main, "_info", broken)
+    assert cli_main.main(["info", "somewhere"]) == 1
+    assert "error: [Errno 32] Broken pipe" in capsys.readouterr().err
+
+
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     out = cli("info", str(tmp_path / "missing"))
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "type.ninja" in out.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import signal
 import sys
 from collections.abc import Sequence
@@ -139,6 +140,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stdout_is_closed() -> bool:
+    """True when stdout is a pipe (or socket) whose reader is gone: polling its end reports an error."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def _stdout_closed() -> int:
     """The reader of our output went away (``mmap-ninja info DIR | head -1``): stop quietly, as a command killed by
     SIGPIPE does, and keep Python from reporting the same broken pipe again when it flushes stdout at exit."""
@@ -154,8 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
         sys.stdout.flush()
         return code
-    except BrokenPipeError:
-        return _stdout_closed()
+    except BrokenPipeError as exc:
+        if _stdout_is_closed():
+            return _stdout_closed()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ImportError, MmapNinjaError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
