@@ -1,13 +1,14 @@
-"""Worker results through shared memory (mmap_ninja._shipping): what arrives equals what was sent, writable and
-in its memory order; small results, failures and abandoned results leave no file behind."""
+"""Worker results through shared memory (mmap_ninja._shipping): what arrives equals what was sent, writable,
+aligned and in its memory order; small arrays, other objects and failures take the pipe; failed, abandoned and
+orphaned files do not stay behind."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,83 +25,85 @@ def leftovers(shm_dir: Path = _shipping.SHM_DIR) -> list[str]:
     return [name for name in os.listdir(shm_dir) if name.startswith(mine)] if shm_dir.is_dir() else []
 
 
-def test_large_results_travel_as_a_file_and_arrive_whole(tmp_path: Path) -> None:
-    results = [
+def packed(items: list[Any], shm_dir: Path) -> list[Any] | _shipping.Shipped:
+    packer = _shipping.Packer(os.getpid(), shm_dir)
+    return packer.result([packer.pack(item) for item in items])
+
+
+def test_large_arrays_travel_as_a_file_and_arrive_whole(tmp_path: Path) -> None:
+    records = np.zeros(BIG // 12 + 1, dtype=[("id", "<i4"), ("score", "<f8")])
+    records["id"] = np.arange(len(records))
+    items = [
+        np.arange(3, dtype=np.uint8),  # small, odd-sized: stays in the list, and the next array stays aligned
         np.arange(BIG // 8, dtype=np.int64),
-        np.asfortranarray(np.arange(600 * 7, dtype=np.float32).reshape(600, 7)),
+        np.asfortranarray(np.arange(BIG, dtype=np.float32).reshape(-1, 8)),
         "a string",
-        np.arange(10, dtype=np.uint8)[::2],  # not contiguous: stays in the pickle
-        {"nested": np.ones((3, 4), np.int16)},
+        np.arange(BIG, dtype=np.uint8)[::2],  # not contiguous: stays
+        np.array([None] * BIG, dtype=object),  # objects: stay
+        (np.ones(BIG, np.int16), "label"),  # inside another object: stays whole
+        records,
+        np.arange(BIG).astype("datetime64[s]"),
     ]
-    shipped = _shipping.ship(results, os.getpid(), tmp_path)
+    shipped = packed(items, tmp_path)
     assert isinstance(shipped, _shipping.Shipped)
-    assert len(shipped.pickled) < 1000 and sum(n for _, n in shipped.spans) >= BIG
+    assert [type(x).__name__ for x in shipped.items].count("InFile") == 4
     assert os.listdir(tmp_path) == [Path(shipped.path).name]
     got = _shipping.receive(shipped)
     assert os.listdir(tmp_path) == []  # unlinked as soon as it is mapped
-    assert np.array_equal(got[0], results[0]) and got[1].flags.f_contiguous
-    assert np.array_equal(got[1], results[1]) and got[2] == "a string"
-    assert got[3].tolist() == [0, 2, 4, 6, 8] and np.array_equal(got[4]["nested"], results[4]["nested"])
-    got[0][0] = -1  # writable, privately: nothing else sees the change
-    assert got[0][0] == -1 and results[0][0] == 0
+    for sent, arrived in zip(items, got, strict=True):
+        if isinstance(sent, np.ndarray):
+            assert arrived.dtype == sent.dtype and arrived.shape == sent.shape and arrived.flags.aligned
+            assert np.array_equal(arrived, sent) if not sent.dtype.hasobject else arrived is sent
+    assert got[2].flags.f_contiguous and got[3] == "a string" and got[6][1] == "label"
+    assert got[7].dtype.names == ("id", "score") and got[7]["id"][-1] == len(records) - 1
+    assert all(got[k].ctypes.data % _shipping.ALIGN == 0 for k in (1, 2, 7, 8))
+    got[1][0] = -1  # writable, privately: nothing else sees the change
+    assert got[1][0] == -1 and items[1][0] == 0
 
 
-def test_small_results_other_items_and_failures_take_the_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    small = [np.arange(10)]
-    assert _shipping.ship(small, os.getpid(), tmp_path) is small
-    not_arrays = [bytes(BIG), "x" * BIG]  # nothing to gain: not even pickled here
-    assert _shipping.ship(not_arrays, os.getpid(), tmp_path) is not_arrays
-    big = [np.zeros(BIG, np.uint8)]
-    assert _shipping.ship(big, os.getpid(), tmp_path / "missing") is big
+def test_small_arrays_and_failures_take_the_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = [np.arange(10), "x" * BIG, bytes(BIG)]
+    assert packed(small, tmp_path) == small
+    big = np.zeros(BIG, np.uint8)
+    assert packed([big], tmp_path / "missing")[0] is big  # type: ignore[index]
     assert _shipping.receive(small) is small
     with monkeypatch.context() as m:  # /dev/shm is shared: a task takes at most a share of its free space
         m.setattr(_shipping, "MAX_SHARE_OF_FREE", 0.0)
-        assert _shipping.ship(big, os.getpid(), tmp_path) is big
-    with monkeypatch.context() as m:  # a short write, then a full tmpfs: the file goes, the pipe takes over
+        assert packed([big], tmp_path)[0] is big  # type: ignore[index]
+    with monkeypatch.context() as m:  # a short write, then a full tmpfs: the next items take the pipe
         calls, pwrite = [], os.pwrite
 
-        def short_then_full(fd: int, data: memoryview, offset: int) -> int:
+        def third_write_fails(fd: int, data: Any, offset: int) -> int:
             calls.append(offset)
-            if len(calls) > 1:
+            if len(calls) == 3:
                 raise OSError(28, "No space left on device")
-            return pwrite(fd, data[:100], offset)
+            return pwrite(fd, data[:100] if len(calls) == 1 else data, offset)
 
-        m.setattr(_shipping.os, "pwrite", short_then_full)
-        assert _shipping.ship(big, os.getpid(), tmp_path) is big
-        assert calls == [0, 100]
+        m.setattr(_shipping.os, "pwrite", third_write_fails)
+        first, second = np.full(BIG, 1, np.uint8), np.full(BIG, 2, np.uint8)
+        shipped = packed([first, second, big], tmp_path)
+        assert calls == [0, 100, BIG]
+    assert isinstance(shipped, _shipping.Shipped)
+    got = _shipping.receive(shipped)
+    assert got[0][-1] == 1 and got[1] is second and got[2] is big
     assert os.listdir(tmp_path) == []
 
 
-def test_arrays_arrive_aligned_after_odd_sized_ones(tmp_path: Path) -> None:
-    results = [np.arange(3, dtype=np.uint8), np.arange(BIG // 8, dtype=np.float64), np.arange(5, dtype=np.uint8)]
-    got = _shipping.receive(_shipping.ship(results, os.getpid(), tmp_path))
-    assert all(x.flags.aligned for x in got) and got[1].ctypes.data % _shipping.ALIGN == 0
-    assert all(np.array_equal(a, b) for a, b in zip(got, results, strict=True))
+def item_or_fail(i: int) -> np.ndarray:
+    if i == 3:
+        raise RuntimeError("item 3 is broken")
+    return np.full((512, 512), i, np.uint8)
 
 
-def test_a_worker_task_ships_large_items() -> None:
-    def item(i: int) -> np.ndarray:
-        return np.full((512, 512), i, np.uint8)
-
+def test_a_worker_task_ships_large_items_and_a_failed_one_leaves_no_file() -> None:
     import cloudpickle
 
-    result = _worker_range("test-key", cloudpickle.dumps(item), 0, 8, os.getpid())
+    result = _worker_range("test-key", cloudpickle.dumps(item_or_fail), 0, 3, os.getpid())
     assert isinstance(result, _shipping.Shipped)
-    assert [int(x[0, 0]) for x in _shipping.receive(result)] == list(range(8))
-
-
-def test_items_of_a_local_class_and_unpicklable_items(tmp_path: Path) -> None:
-    class Label:  # defined here: only cloudpickle can pickle it (by value), as loky does
-        def __init__(self, i: int) -> None:
-            self.i = i
-
-    shipped = _shipping.ship([np.full(BIG, 3, np.uint8), Label(3)], os.getpid(), tmp_path)
-    assert isinstance(shipped, _shipping.Shipped)
-    pixels, label = _shipping.receive(shipped)
-    assert pixels[-1] == 3 and label.i == 3
-    with_lock = [np.zeros(BIG, np.uint8), threading.Lock()]
-    assert _shipping.ship(with_lock, os.getpid(), tmp_path) is with_lock  # left to loky, which reports it
-    assert os.listdir(tmp_path) == []
+    assert [int(x[0, 0]) for x in _shipping.receive(result)] == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="broken"):
+        _worker_range("test-key", cloudpickle.dumps(item_or_fail), 0, 8, os.getpid())
+    assert leftovers() == []
 
 
 def test_sweep_removes_only_the_files_of_dead_parents_of_this_namespace(tmp_path: Path) -> None:
@@ -124,5 +127,5 @@ def test_parallel_build_and_an_abandoned_collection_leave_no_file(tmp_path: Path
     batches = collect_batches(item, 16, 2, False)
     first = next(batches)
     batches.close()  # the batch computing ahead was shipped and is never read
-    assert len(first) == 16 and first[3][0, 0] == 3
+    assert len(first) == 16 and first[3][0, 0] == 3 and first[3].flags.writeable
     assert leftovers() == []

@@ -1,14 +1,16 @@
 """Worker results through shared memory instead of a pipe.
 
-When a task's results hold large numpy arrays, the worker process pickles them with protocol 5, so the
-arrays' bytes stay out of the pickle, and writes those bytes once into a file in ``/dev/shm``; only the small
-pickle travels back through loky's pipe. The parent maps the file copy-on-write, unlinks it at once and
-unpickles the items as arrays over that mapping (writable unless they were sent read-only, as with pickle).
+A worker process writes each large numpy array it computes into a file in ``/dev/shm`` as soon as the item
+function returns it, and keeps only a small ``InFile`` note (where, dtype, shape) in the task's results; the
+array itself can then be freed, so the next item reuses its memory instead of faulting in fresh pages. Only
+the notes and the other items travel back through loky's pipe. The parent maps the file copy-on-write,
+unlinks it at once and turns each note into an array over that mapping (writable, as an unpickled array is).
 Through the pipe the same bytes are copied into a pickle, through the kernel twice and out of the pickle.
 
-Other results, and any failure to write the file (no ``/dev/shm``, too little free space, a short write), go
-the usual way. A file is named after the parent's PID namespace and process id; one whose parent is gone
-(killed between a worker's write and its own read) is removed by the next pool started in that namespace.
+Small arrays, other objects (kept whole, arrays inside them included) and anything that cannot be written
+(no ``/dev/shm``, too little free space, a failed write) go the usual way. A file is named after the parent's
+PID namespace and process id; one whose parent is gone (killed between a worker's write and its own read) is
+removed by the next pool started in that namespace.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,11 @@ from typing import Any
 import numpy as np
 
 SHM_DIR = Path("/dev/shm")
-# Tasks whose top-level arrays hold fewer bytes than this take the pipe (a file costs more than it saves).
-MIN_SHIPPED_BYTES = 1 << 20
+# Arrays smaller than this take the pipe (a write costs more than it saves).
+MIN_SHIPPED_BYTES = 1 << 16
 # A task may take at most this share of the free space in SHM_DIR: others use it too (torch's DataLoader).
 MAX_SHARE_OF_FREE = 0.25
-# Each buffer starts at a multiple of this, so arrays arrive aligned whatever precedes them.
+# Each array starts at a multiple of this, so arrays arrive aligned whatever precedes them.
 ALIGN = 64
 _PREFIX = "mmap_ninja_ship_"
 
@@ -47,57 +48,84 @@ def _prefix(parent_pid: int) -> str:
 
 
 @dataclass(frozen=True)
+class InFile:
+    """An array written to the task's file: its bytes at ``offset``, in memory order ``order``."""
+
+    offset: int
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    order: str
+
+
+@dataclass(frozen=True)
 class Shipped:
-    """A task's results: their pickle without the buffers, and where the file holds each buffer."""
+    """A task's results, ``InFile`` notes in place of the arrays written to the file at ``path``."""
 
-    pickled: bytes
+    items: list[Any]
     path: str
-    spans: tuple[tuple[int, int], ...]  # (offset, length) per buffer
+    size: int
 
 
-def _array_bytes(results: list[Any]) -> int:
-    return sum(item.nbytes for item in results if isinstance(item, np.ndarray))
+class Packer:
+    """In a worker: takes a task's items one by one, writing the large arrays to one file."""
+
+    def __init__(self, parent_pid: int, shm_dir: Path = SHM_DIR) -> None:
+        self.parent_pid, self.shm_dir = parent_pid, shm_dir
+        self.fd: int | None = None
+        self.path = ""
+        self.end = 0
+        self.room = 0
+        self.failed = False
+
+    def pack(self, item: Any) -> Any:
+        """``item``, or an ``InFile`` note once its bytes are in the file."""
+        if self.failed or type(item) is not np.ndarray or item.nbytes < MIN_SHIPPED_BYTES or item.dtype.hasobject:
+            return item
+        order = "C" if item.flags.c_contiguous else "F" if item.flags.f_contiguous else ""
+        if not order:
+            return item
+        start = -(-self.end // ALIGN) * ALIGN
+        try:
+            fd = self.fd if self.fd is not None else self._create()
+            if start + item.nbytes > self.room:
+                return item
+            # Written, not mapped: a full tmpfs fails the write with ENOSPC (a mapping would get SIGBUS).
+            # (As bytes in memory order: any dtype, datetimes and records too, and F order without a copy.)
+            _write_all(fd, item.ravel(order="K").view(np.uint8), start)
+        except OSError:
+            self.failed = True  # what is in the file stays valid; the rest takes the pipe
+            return item
+        self.end = start + item.nbytes
+        return InFile(start, item.dtype, item.shape, order)
+
+    def _create(self) -> int:
+        free = os.statvfs(self.shm_dir)
+        self.room = int(MAX_SHARE_OF_FREE * free.f_bavail * free.f_frsize)
+        self.fd, self.path = tempfile.mkstemp(prefix=_prefix(self.parent_pid), dir=self.shm_dir)
+        return self.fd
+
+    def result(self, items: list[Any]) -> list[Any] | Shipped:
+        """The task's result: ``items`` (as returned by ``pack``) and the file, if one was written."""
+        if self.fd is None:
+            return items
+        os.close(self.fd)
+        self.fd = None
+        if not self.end:
+            os.unlink(self.path)
+            return items
+        return Shipped(items, self.path, self.end)
+
+    def abandon(self) -> None:
+        """The task failed: removes its file."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            os.unlink(self.path)
 
 
-def ship(results: list[Any], parent_pid: int, shm_dir: Path = SHM_DIR) -> list[Any] | Shipped:
-    """In a worker: ``results`` as a ``Shipped`` when they hold large arrays, else unchanged."""
-    if _array_bytes(results) < MIN_SHIPPED_BYTES:
-        return results
-    import cloudpickle  # as loky's own pickling: classes defined in the user's __main__ travel by value
-
-    buffers: list[pickle.PickleBuffer] = []
-    try:
-        pickled = cloudpickle.dumps(results, protocol=5, buffer_callback=buffers.append)
-        raws = [buffer.raw() for buffer in buffers]
-    except Exception:  # noqa: BLE001 -- whatever cannot be shipped goes the usual way, which reports real errors
-        return results
-    spans, end = [], 0
-    for raw in raws:
-        start = -(-end // ALIGN) * ALIGN
-        spans.append((start, raw.nbytes))
-        end = start + raw.nbytes
-    try:
-        free = os.statvfs(shm_dir)
-        if end > MAX_SHARE_OF_FREE * free.f_bavail * free.f_frsize:
-            return results
-        fd, path = tempfile.mkstemp(prefix=_prefix(parent_pid), dir=shm_dir)
-    except OSError:
-        return results
-    try:
-        # Written, not mapped: a full tmpfs fails the write with ENOSPC (a mapping would get SIGBUS).
-        for raw, (start, _) in zip(raws, spans, strict=True):
-            _write_all(fd, raw, start)
-    except OSError:
-        os.unlink(path)
-        return results
-    finally:
-        os.close(fd)
-    return Shipped(pickled, path, tuple(spans))
-
-
-def _write_all(fd: int, data: memoryview, offset: int) -> None:
+def _write_all(fd: int, data: np.ndarray, offset: int) -> None:
     while data.nbytes:
-        written = os.pwrite(fd, data, offset)
+        written = os.pwrite(fd, data.data, offset)
         data, offset = data[written:], offset + written
 
 
@@ -105,16 +133,19 @@ def receive(result: list[Any] | Shipped) -> list[Any]:
     """In the parent: the items of a task's result, arrays over a private mapping of the shipped file."""
     if not isinstance(result, Shipped):
         return result
-    size = max((start + length for start, length in result.spans), default=0)
     try:
         with open(result.path, "rb") as f:
-            mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) if size else b""
+            mapped = mmap.mmap(f.fileno(), result.size, access=mmap.ACCESS_COPY)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(result.path)
-    view = memoryview(mapped)
-    items: list[Any] = pickle.loads(result.pickled, buffers=[view[start : start + n] for start, n in result.spans])
-    return items
+    return [_array(mapped, item) if isinstance(item, InFile) else item for item in result.items]
+
+
+def _array(mapped: mmap.mmap, note: InFile) -> np.ndarray:
+    count = int(np.prod(note.shape, dtype=np.int64))
+    flat = np.frombuffer(mapped, note.dtype, count, note.offset)
+    return flat.reshape(note.shape, order=note.order)  # type: ignore[call-overload,no-any-return]
 
 
 def discard(result: Any) -> None:

@@ -69,12 +69,15 @@ def _length(indexable: Any) -> int | None:
         return None
 
 
-def _get_range(get: Callable[[int], Any], start: int, stop: int) -> list[Any]:
-    """Items ``start..stop``, ending with EXHAUSTED at the first missing one."""
+def _get_range(
+    get: Callable[[int], Any], start: int, stop: int, pack: Callable[[Any], Any] = lambda item: item
+) -> list[Any]:
+    """Items ``start..stop`` (each passed through ``pack`` as it comes), ending with EXHAUSTED at the first
+    missing one."""
     results = []
     for i in range(start, stop):
         try:
-            results.append(get(i))
+            results.append(pack(get(i)))
         except (IndexError, KeyError):
             results.append(EXHAUSTED)
             break
@@ -93,7 +96,12 @@ def _worker_range(
                 payload = f.read()
         _WORKER_CACHE.clear()
         get = _WORKER_CACHE[key] = cloudpickle.loads(payload)
-    return _shipping.ship(_get_range(get, start, stop), parent_pid)
+    packer = _shipping.Packer(parent_pid)
+    try:
+        return packer.result(_get_range(get, start, stop, packer.pack))
+    except BaseException:
+        packer.abandon()
+        raise
 
 
 class _Pool:
