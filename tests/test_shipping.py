@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def leftovers(shm_dir: Path = _shipping.SHM_DIR) -> list[str]:
 
 
 def packed(items: list[Any], shm_dir: Path) -> list[Any] | _shipping.Shipped:
-    packer = _shipping.Packer(os.getpid(), shm_dir)
+    packer = _shipping.Packer(os.getpid(), "test-call", shm_dir)
     return packer.result([packer.pack(item) for item in items])
 
 
@@ -34,22 +35,23 @@ def test_large_arrays_travel_as_a_file_and_arrive_whole(tmp_path: Path) -> None:
     records = np.zeros(BIG // 12 + 1, dtype=[("id", "<i4"), ("score", "<f8")])
     records["id"] = np.arange(len(records))
     items = [
-        np.arange(3, dtype=np.uint8),  # small, odd-sized: stays in the list, and the next array stays aligned
+        np.arange(3, dtype=np.uint8),  # small: stays in the list
         np.arange(BIG // 8, dtype=np.int64),
         np.asfortranarray(np.arange(BIG, dtype=np.float32).reshape(-1, 8)),
         "a string",
         np.arange(BIG, dtype=np.uint8)[::2],  # not contiguous: stays
         np.array([None] * BIG, dtype=object),  # objects: stay
         (np.ones(BIG, np.int16), "label"),  # inside another object: stays whole
-        records,
+        records,  # 65,544 bytes: the next array starts at the next multiple of 64, not right after
         np.arange(BIG).astype("datetime64[s]"),
+        np.memmap(tmp_path / "m.bin", np.uint8, "w+", shape=BIG),
     ]
     shipped = packed(items, tmp_path)
     assert isinstance(shipped, _shipping.Shipped)
-    assert [type(x).__name__ for x in shipped.items].count("InFile") == 4
-    assert os.listdir(tmp_path) == [Path(shipped.path).name]
+    assert [type(x).__name__ for x in shipped.items].count("InFile") == 5
+    assert sorted(os.listdir(tmp_path)) == sorted([Path(shipped.path).name, "m.bin"])
     got = _shipping.receive(shipped)
-    assert os.listdir(tmp_path) == []  # unlinked as soon as it is mapped
+    assert os.listdir(tmp_path) == ["m.bin"]  # unlinked as soon as it is mapped
     for sent, arrived in zip(items, got, strict=True):
         if isinstance(sent, np.ndarray):
             assert arrived.dtype == sent.dtype and arrived.shape == sent.shape and arrived.flags.aligned
@@ -57,8 +59,8 @@ def test_large_arrays_travel_as_a_file_and_arrive_whole(tmp_path: Path) -> None:
     assert got[2].flags.f_contiguous and got[3] == "a string" and got[6][1] == "label"
     assert got[7].dtype.names == ("id", "score") and got[7]["id"][-1] == len(records) - 1
     assert all(got[k].ctypes.data % _shipping.ALIGN == 0 for k in (1, 2, 7, 8))
-    got[1][0] = -1  # writable, privately: nothing else sees the change
-    assert got[1][0] == -1 and items[1][0] == 0
+    got[1][0] = -1  # writable, as an unpickled array is
+    assert got[1][0] == -1
 
 
 def test_small_arrays_and_failures_take_the_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,11 +100,11 @@ def item_or_fail(i: int) -> np.ndarray:
 def test_a_worker_task_ships_large_items_and_a_failed_one_leaves_no_file() -> None:
     import cloudpickle
 
-    result = _worker_range("test-key", cloudpickle.dumps(item_or_fail), 0, 3, os.getpid())
+    result = _worker_range("testkey", cloudpickle.dumps(item_or_fail), 0, 3, os.getpid())
     assert isinstance(result, _shipping.Shipped)
     assert [int(x[0, 0]) for x in _shipping.receive(result)] == [0, 1, 2]
     with pytest.raises(RuntimeError, match="broken"):
-        _worker_range("test-key", cloudpickle.dumps(item_or_fail), 0, 8, os.getpid())
+        _worker_range("testkey", cloudpickle.dumps(item_or_fail), 0, 8, os.getpid())
     assert leftovers() == []
 
 
@@ -129,3 +131,28 @@ def test_parallel_build_and_an_abandoned_collection_leave_no_file(tmp_path: Path
     batches.close()  # the batch computing ahead was shipped and is never read
     assert len(first) == 16 and first[3][0, 0] == 3 and first[3].flags.writeable
     assert leftovers() == []
+
+
+@pytest.mark.skipif(not _shipping.SHM_DIR.is_dir(), reason="no /dev/shm")
+def test_results_loky_cannot_send_and_dead_workers_leave_no_file_and_no_broken_pool() -> None:
+    from concurrent.futures import BrokenExecutor
+
+    def unpicklable_at_11(i: int) -> Any:
+        big = np.full(BIG, i % 251, np.uint8)
+        return (big, threading.Lock()) if i == 11 else big if i < 20 else [][0]
+
+    def dies_at_5(i: int) -> np.ndarray:
+        if i == 5:
+            os._exit(3)  # a worker dies mid-task (as under the OOM killer)
+        return np.full(BIG, i, np.uint8)
+
+    # Batches of 16 run as tasks of 2 items: item 10 is in the file when loky fails to send item 11.
+    with pytest.raises(TypeError, match="lock"):
+        list(collect_batches(unpicklable_at_11, 16, 2, False))
+    assert leftovers() == []
+    with pytest.raises(BrokenExecutor):  # item 4 is in the file when its worker dies
+        list(collect_batches(dies_at_5, 16, 2, False))
+    assert leftovers() == []
+    # The next call gets a new pool instead of the broken one.
+    survivors = collect_batches(lambda i: dies_at_5(i + 6) if i < 8 else [][0], 4, 2, False)
+    assert [int(x[0]) for batch in survivors for x in batch] == list(range(6, 14))

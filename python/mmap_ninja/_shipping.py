@@ -9,8 +9,9 @@ Through the pipe the same bytes are copied into a pickle, through the kernel twi
 
 Small arrays, other objects (kept whole, arrays inside them included) and anything that cannot be written
 (no ``/dev/shm``, too little free space, a failed write) go the usual way. A file is named after the parent's
-PID namespace and process id; one whose parent is gone (killed between a worker's write and its own read) is
-removed by the next pool started in that namespace.
+PID namespace, process id and call: when a call ends, the parent removes whatever its workers left that it
+never read (a result loky failed to pickle, a worker that died mid-task), and files of a parent that is gone
+(killed meanwhile) are removed by the next pool started in that namespace.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import mmap
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,12 @@ def _namespace() -> str:
         return "0"
 
 
-def _prefix(parent_pid: int) -> str:
-    return f"{_PREFIX}{_namespace()}_{parent_pid}_"
+def _namespace_prefix() -> str:
+    return f"{_PREFIX}{_namespace()}_"
+
+
+def _prefix(parent_pid: int, call: str = "") -> str:
+    return f"{_namespace_prefix()}{parent_pid}_{call}"
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,8 @@ class Shipped:
 class Packer:
     """In a worker: takes a task's items one by one, writing the large arrays to one file."""
 
-    def __init__(self, parent_pid: int, shm_dir: Path = SHM_DIR) -> None:
-        self.parent_pid, self.shm_dir = parent_pid, shm_dir
+    def __init__(self, parent_pid: int, call: str, shm_dir: Path = SHM_DIR) -> None:
+        self.prefix, self.shm_dir = _prefix(parent_pid, f"{call}_"), shm_dir
         self.fd: int | None = None
         self.path = ""
         self.end = 0
@@ -79,7 +85,8 @@ class Packer:
 
     def pack(self, item: Any) -> Any:
         """``item``, or an ``InFile`` note once its bytes are in the file."""
-        if self.failed or type(item) is not np.ndarray or item.nbytes < MIN_SHIPPED_BYTES or item.dtype.hasobject:
+        plain = type(item) is np.ndarray or type(item) is np.memmap  # (subclasses with meaning take the pipe)
+        if self.failed or not plain or item.nbytes < MIN_SHIPPED_BYTES or item.dtype.hasobject:
             return item
         order = "C" if item.flags.c_contiguous else "F" if item.flags.f_contiguous else ""
         if not order:
@@ -101,15 +108,15 @@ class Packer:
     def _create(self) -> int:
         free = os.statvfs(self.shm_dir)
         self.room = int(MAX_SHARE_OF_FREE * free.f_bavail * free.f_frsize)
-        self.fd, self.path = tempfile.mkstemp(prefix=_prefix(self.parent_pid), dir=self.shm_dir)
+        self.fd, self.path = tempfile.mkstemp(prefix=self.prefix, dir=self.shm_dir)
         return self.fd
 
     def result(self, items: list[Any]) -> list[Any] | Shipped:
         """The task's result: ``items`` (as returned by ``pack``) and the file, if one was written."""
         if self.fd is None:
             return items
-        os.close(self.fd)
-        self.fd = None
+        fd, self.fd = self.fd, None
+        os.close(fd)
         if not self.end:
             os.unlink(self.path)
             return items
@@ -118,8 +125,8 @@ class Packer:
     def abandon(self) -> None:
         """The task failed: removes its file."""
         if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+            fd, self.fd = self.fd, None
+            os.close(fd)
             os.unlink(self.path)
 
 
@@ -155,16 +162,29 @@ def discard(result: Any) -> None:
             os.unlink(result.path)
 
 
+def remove_call_files(parent_pid: int, call: str, shm_dir: Path = SHM_DIR) -> None:
+    """In the parent, once no worker runs a task of ``call``: removes the files of that call still there."""
+    _remove_matching(shm_dir, lambda name: name.startswith(_prefix(parent_pid, f"{call}_")))
+
+
 def sweep(shm_dir: Path = SHM_DIR) -> None:
     """Removes the files of parents of this PID namespace that are gone."""
-    mine = f"{_PREFIX}{_namespace()}_"
+    mine = _namespace_prefix()
+
+    def orphaned(name: str) -> bool:
+        pid = name[len(mine) :].partition("_")[0] if name.startswith(mine) else ""
+        return pid.isdigit() and not _alive(int(pid))
+
+    _remove_matching(shm_dir, orphaned)
+
+
+def _remove_matching(shm_dir: Path, matches: Callable[[str], bool]) -> None:
     try:
         names = os.listdir(shm_dir)
     except OSError:
         return
     for name in names:
-        pid = name[len(mine) :].partition("_")[0] if name.startswith(mine) else ""
-        if pid.isdigit() and not _alive(int(pid)):
+        if matches(name):
             with contextlib.suppress(OSError):
                 os.unlink(shm_dir / name)
 

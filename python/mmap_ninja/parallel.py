@@ -15,7 +15,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from enum import Enum
 from typing import Any
 
@@ -96,7 +96,7 @@ def _worker_range(
                 payload = f.read()
         _WORKER_CACHE.clear()
         get = _WORKER_CACHE[key] = cloudpickle.loads(payload)
-    packer = _shipping.Packer(parent_pid)
+    packer = _shipping.Packer(parent_pid, key)
     try:
         return packer.result(_get_range(get, start, stop, packer.pack))
     except BaseException:
@@ -167,8 +167,24 @@ class _Pool:
             self.close()
 
     def close(self) -> None:
+        """No task of this call runs any more: removes what it left (the payload file, results never read)
+        and retires an executor that a dead worker broke, so that the next call starts a new one."""
+        global _EXECUTOR
+        if _EXECUTOR is not None and _EXECUTOR[1] is self.executor and _broken(self.executor):
+            _EXECUTOR = None
+            self.executor.shutdown(wait=True)  # its other workers may be writing files until they are stopped
+        _shipping.remove_call_files(os.getpid(), self.key)
         if self.file is not None:
             os.unlink(self.file)
+
+
+def _broken(executor: Any) -> bool:
+    """True when a worker died and loky will accept no more tasks (submitting is how to ask)."""
+    try:
+        executor.submit(int).cancel()
+    except BrokenExecutor:
+        return True
+    return False
 
 
 class _Threads(_Pool):
