@@ -55,6 +55,9 @@ import mmap_ninja
 import mmap_ninja.dask
 from mmap_ninja import RaggedMmap, ShardedMmap
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare  # noqa: E402  (a sibling script, not a package)
+
 PHOTOS = Path(mmap_ninja.__file__).parent / "_photos"
 CACHE_FORMAT = 1  # bump when the images a (seed, size range) makes change
 
@@ -388,13 +391,8 @@ def print_profile(report: dict[str, Any], sizes: Sizes) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"nproc": os.cpu_count(), "usable_cpus": usable, "cpu": cpu, "load_avg_1m": os.getloadavg()[0]}
+    """compare.py's machine description, and the load when the run started (Dask's speed-up needs both cores)."""
+    return {**compare.machine(), "load_avg_1m": os.getloadavg()[0]}
 
 
 def versions() -> dict[str, str]:
