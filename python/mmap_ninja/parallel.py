@@ -151,10 +151,10 @@ class _Pool:
             for span in spans:
                 self._submit(*span, into=submitted)
                 if pending:
-                    yield [item for future in pending for item in _shipping.receive(future.result())]
+                    yield _items(pending)
                 pending, submitted = submitted, []
             if pending:
-                yield [item for future in pending for item in _shipping.receive(future.result())]
+                yield _items(pending)
         finally:
             # Stopped early (an error, the consumer gone): cancel what has not started, including the batch
             # computing ahead, and wait for what has, before the payload file goes away.
@@ -176,6 +176,11 @@ class _Pool:
         _shipping.remove_call_files(os.getpid(), self.key)
         if self.file is not None:
             os.unlink(self.file)
+
+
+def _items(futures: list[Future[Any]]) -> list[Any]:
+    """The items of a span's tasks, in order (arrays a worker shipped are mapped from its file)."""
+    return [item for future in futures for item in _shipping.receive(future.result())]
 
 
 def _broken(executor: Any) -> bool:
