@@ -34,11 +34,23 @@ pub fn open_regular(path: &Path, writable: bool) -> Result<(File, Metadata)> {
 /// checked before reading: a symlink planted in a store could otherwise make us read `/dev/zero` up to the
 /// cap, or take what is waiting on a terminal or a pipe.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let (file, _) = open_regular(path, false)?;
-    let mut bytes = Vec::new();
-    // Until end of file: a single `read` may legally return less than the whole file, and a shape file cut
-    // short would parse as a shorter shape.
-    file.take(cap + 1).read_to_end(&mut bytes).map_err(Error::io(path))?;
+    let (file, meta) = open_regular(path, false)?;
+    let mut reader = file.take(cap + 1);
+    // One `read` with room for a byte more than fstat's size usually gets the whole file, and when it returns
+    // exactly that size it stopped at the end of the file: done, without the `read` that returns 0. Anything
+    // else (a short read, a file that changed size) reads on to the end, since a shape file cut short would
+    // parse as a shorter shape.
+    let mut bytes = vec![0; meta.len().min(cap) as usize + 1];
+    let first = loop {
+        match reader.read(&mut bytes) {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other.map_err(Error::io(path))?,
+        }
+    };
+    bytes.truncate(first);
+    if first as u64 != meta.len() {
+        reader.read_to_end(&mut bytes).map_err(Error::io(path))?;
+    }
     if bytes.len() as u64 > cap {
         return Err(Error::corrupt(
             path,
@@ -177,6 +189,16 @@ mod tests {
                 "cap {cap}"
             );
         }
+    }
+
+    #[test]
+    fn reads_on_when_the_size_fstat_reports_is_not_the_whole_file() {
+        // procfs files are regular files that fstat reports as empty: the first read returns more than that.
+        let path = Path::new("/proc/self/cmdline");
+        let whole = std::fs::read(path).unwrap();
+        assert!(whole.len() > 1);
+        assert_eq!(read_capped(path, 1 << 20).unwrap(), whole);
+        assert!(matches!(read_capped(path, 1), Err(Error::Corrupt { .. })));
     }
 
     #[test]
