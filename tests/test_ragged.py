@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -68,6 +69,33 @@ def test_every_index_form(store: RaggedMmap, index: object, expected: object) ->
 def test_out_of_range_raises_index_error(store: RaggedMmap, index: object) -> None:
     with pytest.raises(IndexError):
         store[index]
+
+
+def test_item_views_keep_the_mapping_alive_and_are_writable_only_in_r_plus(tmp_path: Path) -> None:
+    """Items are made directly over the mapping (not sliced from ``_flat``): each must hold the mapping, carry the
+    store's writability, start at its own offset and take any number of dimensions."""
+    path = tmp_path / "r"
+    items = [
+        np.arange(24, dtype=np.int32).reshape(2, 3, 4),
+        np.full((1,) * 32, 7, np.int32),
+        np.zeros((3, 0, 2), np.int32),
+    ]
+    RaggedMmap.from_lists(path, [*items, np.arange(5, dtype=np.int32)])
+    reader = RaggedMmap(path)
+    views = [reader[k] for k in range(4)]
+    for view, item in zip(views, items, strict=False):
+        assert_item_equal(view, item)
+    assert views[3].tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        views[0].setflags(write=True)
+    writer = RaggedMmap(path, mode="r+")
+    written = writer[0]
+    assert written.flags.writeable and written.flags.c_contiguous and written.flags.aligned
+    written[1, 2, 3] = -1
+    del reader, writer
+    gc.collect()
+    assert int(views[0][1, 2, 3]) == -1 and int(written[1, 2].sum()) == 20 + 21 + 22 - 1
+    assert int(RaggedMmap(path)[0][1, 2, 3]) == -1
 
 
 def test_items_are_read_only_views_of_the_mapping(store: RaggedMmap) -> None:

@@ -333,8 +333,11 @@ class RaggedMmap:
         return self.gather(indices)
 
     def __getitem__(self, item: Any) -> Any:
-        if type(item) is int and self.wrapper_fn is None and self._store is not None and -(2**63) <= item < 2**63:
-            return self._store.get(item)
+        if type(item) is int and self.wrapper_fn is None and (store := self._store) is not None:
+            try:
+                return store.get(item)
+            except OverflowError:
+                pass  # an int beyond int64, which get_single reports as out of range
         if np.isscalar(item):
             return self.get_single(item)
         return self.get_multiple(item)

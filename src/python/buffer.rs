@@ -1,14 +1,17 @@
-//! The buffer protocol, both ways, without copying. `MappedBuffer` exports a prefix of a mapped file: it holds
-//! an `Arc` of the mapping, and every memoryview/ndarray made from it holds the `MappedBuffer`, so the memory
-//! stays mapped as long as any view exists, whatever happens to the store that made it. `bytes_of` and
-//! `bytes_of_mut` borrow the memory of incoming buffers (items to write, gather outputs) as Rust slices, so the
-//! core can read or fill them with the GIL released.
+//! The buffer protocol, both ways, without copying: the crate's only FFI `unsafe`. `MappedBuffer` exports a
+//! prefix of a mapped file: it holds an `Arc` of the mapping, and every memoryview/ndarray made from it holds
+//! the `MappedBuffer`, so the memory stays mapped as long as any view exists, whatever happens to the store
+//! that made it. `ItemViews` makes ndarrays over parts of a `MappedBuffer` directly (a ragged store's items),
+//! with the `MappedBuffer` as their base. `bytes_of` and `bytes_of_mut` borrow the memory of incoming buffers
+//! (items to write, gather outputs) as Rust slices, so the core can read or fill them with the GIL released.
 
 use std::ffi::c_int;
 use std::sync::Arc;
 
+use numpy::npyffi::{get_type_object, npy_intp, NpyTypes, NPY_ARRAY_WRITEABLE};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PY_ARRAY_API};
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::PyBufferError;
+use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -84,6 +87,93 @@ impl PyMappedBuffer {
             (*view).internal = std::ptr::null_mut();
         }
         Ok(())
+    }
+}
+
+/// Numpy arrays over parts of one `MappedBuffer` (a ragged store's items), each made with one call into numpy's
+/// C API (`PyArray_NewFromDescr`) rather than a slice and a reshape through Python: a quarter of a microsecond
+/// less per item. Every view has the `MappedBuffer` as its base and is writable only when the mapping is.
+pub struct ItemViews {
+    buffer: Py<PyMappedBuffer>,
+    dtype: Py<PyArrayDescr>,
+    itemsize: usize,
+}
+
+impl ItemViews {
+    /// Views of `buffer`'s elements of `dtype` (a `numpy.dtype`).
+    pub fn new(buffer: Py<PyMappedBuffer>, dtype: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let dtype = dtype.cast::<PyArrayDescr>()?;
+        let itemsize = dtype.itemsize();
+        if itemsize == 0 {
+            return Err(PyValueError::new_err("items of a 0-byte dtype cannot be viewed"));
+        }
+        Ok(ItemViews {
+            buffer,
+            dtype: dtype.clone().unbind(),
+            itemsize,
+        })
+    }
+
+    /// The C-order array of `shape` over elements `start..end` of the buffer; an error, never a view, when
+    /// they lie outside it or `shape` does not hold exactly that many elements.
+    pub fn view<'py>(&self, py: Python<'py>, start: u64, end: u64, shape: &[u64]) -> PyResult<Bound<'py, PyAny>> {
+        let mapped = self.buffer.get();
+        let bytes = |elements: u64| {
+            usize::try_from(elements)
+                .ok()
+                .and_then(|n| n.checked_mul(self.itemsize))
+        };
+        let (first, last) = match (bytes(start), bytes(end)) {
+            (Some(first), Some(last)) if first <= last && last <= mapped.len => (first, last),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "elements {start}..{end} lie outside the store"
+                )))
+            }
+        };
+        let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        if elements.and_then(bytes) != Some(last - first) {
+            return Err(PyValueError::new_err(format!(
+                "shape {shape:?} does not hold the {} elements of {start}..{end}",
+                end - start
+            )));
+        }
+        let mut dims = shape
+            .iter()
+            .map(|&d| npy_intp::try_from(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| PyValueError::new_err(format!("shape {shape:?} is too large")))?;
+        let ndim = c_int::try_from(dims.len()).map_err(|_| PyValueError::new_err("too many dimensions"))?;
+        let writable = mapped.region.writable_ptr();
+        let base = writable.unwrap_or(mapped.region.bytes().as_ptr().cast_mut());
+        let data = base.wrapping_add(first);
+        let flags = if writable.is_some() { NPY_ARRAY_WRITEABLE } else { 0 };
+        // SAFETY: `data` points `first` bytes into the mapping, and the `last - first` bytes the array spans
+        // (`dims`, C order, `itemsize` each, checked above to be exactly that many) end within the buffer's
+        // `len <= region.len()` bytes (checked above). The mapping stays valid while the array lives because
+        // the array's base is a strong reference to the `MappedBuffer`, which owns an `Arc` of the region; the
+        // array is marked writable only when the region is mapped writable (PROT_WRITE). `PyArray_NewFromDescr`
+        // steals the reference to the dtype and copies `dims`; `PyArray_SetBaseObject` steals the reference to
+        // the base even when it fails, and then the new array is released by the `Bound` that owns it.
+        unsafe {
+            let array = PY_ARRAY_API.PyArray_NewFromDescr(
+                py,
+                get_type_object(py, NpyTypes::PyArray_Type),
+                self.dtype.clone_ref(py).into_bound(py).into_dtype_ptr(),
+                ndim,
+                dims.as_mut_ptr(),
+                std::ptr::null_mut(),
+                data.cast(),
+                flags,
+                std::ptr::null_mut(),
+            );
+            let array = Bound::from_owned_ptr_or_err(py, array)?;
+            let base = self.buffer.clone_ref(py).into_ptr();
+            if PY_ARRAY_API.PyArray_SetBaseObject(py, array.as_ptr().cast(), base) < 0 {
+                return Err(PyErr::fetch(py));
+            }
+            Ok(array)
+        }
     }
 }
 

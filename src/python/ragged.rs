@@ -1,5 +1,6 @@
-//! `RaggedStore`: the glue of `crate::ragged`. Items come back as numpy views of one whole-buffer array
-//! (`np.frombuffer` over a `MappedBuffer`), sliced and reshaped here so a single get is one native call.
+//! `RaggedStore`: the glue of `crate::ragged`. Items come back as numpy views of the mapped flat buffer, each
+//! made in one call (`ItemViews`), so a single get is one native call. Gathered items are views of the output
+//! buffer, sliced and reshaped.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PySlice, PyTuple};
 
-use super::buffer::{bytes_of_mut, PyMappedBuffer};
+use super::buffer::{bytes_of_mut, ItemViews, PyMappedBuffer};
 use super::payload;
 use crate::ragged::{Item, RaggedStore};
 
@@ -18,26 +19,25 @@ pub struct PyRaggedStore {
     inner: RaggedStore,
     /// `np.frombuffer(MappedBuffer, little-endian dtype)` over the committed flat buffer.
     flat: Py<PyAny>,
+    /// Views of the items, over the same `MappedBuffer` with the same dtype.
+    views: ItemViews,
 }
 
 type Located = (u64, u64, Vec<u64>);
 
-/// The numpy view of `item` in the 1-D array `base`: a slice, reshaped; 0-d items become Python scalars when
-/// `scalars` is set and 0-d arrays otherwise.
-fn view<'py>(base: &Bound<'py, PyAny>, item: Item, scalars: bool) -> PyResult<Bound<'py, PyAny>> {
+/// The view of `item` in the 1-D array `base` (a gather's output): a slice, reshaped; a 0-d item is a 0-d
+/// array.
+fn view<'py>(base: &Bound<'py, PyAny>, item: Item) -> PyResult<Bound<'py, PyAny>> {
     let py = base.py();
     let slice = PySlice::new(py, item.start as isize, item.end as isize, 1);
     let view = base.get_item(slice)?;
-    match item.shape.len() {
-        0 if scalars => view.call_method0(pyo3::intern!(py, "item")),
-        1 => Ok(view),
-        _ => {
-            // Setting `shape` on the fresh contiguous slice reshapes it in place: cheaper than a
-            // `reshape` method call through the limited API.
-            view.setattr(pyo3::intern!(py, "shape"), PyTuple::new(py, &item.shape)?)?;
-            Ok(view)
-        }
+    if item.shape.len() == 1 {
+        return Ok(view);
     }
+    // Setting `shape` on the fresh contiguous slice reshapes it in place: cheaper than a `reshape` method call
+    // through the limited API.
+    view.setattr(pyo3::intern!(py, "shape"), PyTuple::new(py, &item.shape)?)?;
+    Ok(view)
 }
 
 #[pymethods]
@@ -58,8 +58,9 @@ impl PyRaggedStore {
         let dtype = numpy
             .call_method1("dtype", (inner.dtype().name(),))?
             .call_method1("newbyteorder", ("<",))?;
+        let views = ItemViews::new(buffer.clone_ref(py), &dtype)?;
         let flat = numpy.call_method1("frombuffer", (buffer, dtype))?.unbind();
-        Ok(Some(PyRaggedStore { inner, flat }))
+        Ok(Some(PyRaggedStore { inner, flat, views }))
     }
 
     fn __len__(&self) -> usize {
@@ -99,14 +100,13 @@ impl PyRaggedStore {
     /// Item `index` (negative counts from the end) as a numpy view, or a Python scalar for a 0-d item.
     fn get<'py>(&self, py: Python<'py>, index: i64) -> PyResult<Bound<'py, PyAny>> {
         let item = self.inner.locate(index)?;
-        view(self.flat.bind(py), item, true)
+        self.item_view(py, item)
     }
 
     /// Many items in one call, from a C-contiguous int64 array of indices.
     fn get_many<'py>(&self, py: Python<'py>, indices: PyBuffer<i64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let items = self.inner.locate_many(&payload::indices(py, &indices)?)?;
-        let flat = self.flat.bind(py);
-        items.into_iter().map(|item| view(flat, item, true)).collect()
+        items.into_iter().map(|item| self.item_view(py, item)).collect()
     }
 
     /// Copies the items into one contiguous writable buffer with the GIL released and returns writable views
@@ -146,12 +146,23 @@ impl PyRaggedStore {
         let dtype = self.flat.bind(py).getattr("dtype")?;
         let count = needed / self.inner.dtype().itemsize();
         let typed = numpy.call_method1("frombuffer", (out, dtype, count))?;
-        placed.into_iter().map(|item| view(&typed, item, false)).collect()
+        placed.into_iter().map(|item| view(&typed, item)).collect()
     }
 
     /// `(start, end, shape)` of item `index` in elements; `shape` is empty for a 0-d item.
     fn locate(&self, index: i64) -> PyResult<Located> {
         let item = self.inner.locate(index)?;
         Ok((item.start, item.end, item.shape))
+    }
+}
+
+impl PyRaggedStore {
+    /// The view of a located item; a 0-d item comes back as a Python scalar.
+    fn item_view<'py>(&self, py: Python<'py>, item: Item) -> PyResult<Bound<'py, PyAny>> {
+        let view = self.views.view(py, item.start, item.end, &item.shape)?;
+        if item.shape.is_empty() {
+            return view.call_method0(pyo3::intern!(py, "item"));
+        }
+        Ok(view)
     }
 }
