@@ -98,6 +98,14 @@ def test_item_views_keep_the_mapping_alive_and_are_writable_only_in_r_plus(tmp_p
     assert int(RaggedMmap(path)[0][1, 2, 3]) == -1
 
 
+def test_getting_items_leaks_no_reference_to_the_mapping_or_the_dtype(store: RaggedMmap) -> None:
+    base, dtype = store[0].base, store[0].dtype
+    before = sys.getrefcount(base), sys.getrefcount(dtype)
+    for _ in range(10_000):
+        store[0], store[1], store[3], store[[0, 1, 3]]
+    assert (sys.getrefcount(base), sys.getrefcount(dtype)) == before
+
+
 def test_items_are_read_only_views_of_the_mapping(store: RaggedMmap) -> None:
     item = store[0]
     assert not item.flags.writeable

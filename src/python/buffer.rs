@@ -1,9 +1,11 @@
-//! The buffer protocol, both ways, without copying: the crate's only FFI `unsafe`. `MappedBuffer` exports a
-//! prefix of a mapped file: it holds an `Arc` of the mapping, and every memoryview/ndarray made from it holds
-//! the `MappedBuffer`, so the memory stays mapped as long as any view exists, whatever happens to the store
-//! that made it. `ItemViews` makes ndarrays over parts of a `MappedBuffer` directly (a ragged store's items),
-//! with the `MappedBuffer` as their base. `bytes_of` and `bytes_of_mut` borrow the memory of incoming buffers
-//! (items to write, gather outputs) as Rust slices, so the core can read or fill them with the GIL released.
+//! The buffer protocol, both ways, without copying, and numpy arrays over mapped bytes: all of the crate's FFI
+//! `unsafe` is here, in three kinds of site. `MappedBuffer` exports a prefix of a mapped file (`__getbuffer__`):
+//! it holds an `Arc` of the mapping, and every memoryview/ndarray made from it holds the `MappedBuffer`, so the
+//! memory stays mapped as long as any view exists, whatever happens to the store that made it. `ItemViews`
+//! makes ndarrays over parts of a `MappedBuffer` with numpy's C API (a ragged store's items, a quarter of a
+//! microsecond faster each than slicing through Python), with the `MappedBuffer` as their base. `bytes_of` and
+//! `bytes_of_mut` borrow the memory of incoming buffers (items to write, gather outputs) as Rust slices, so the
+//! core can read or fill them with the GIL released.
 
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::error::Error;
+use crate::format::MAX_NDIM;
 use crate::mmap::Region;
 
 /// A read-only (or, when the mapping is writable, writable) byte buffer over `region[..len]`.
@@ -114,10 +118,12 @@ impl ItemViews {
         })
     }
 
-    /// The C-order array of `shape` over elements `start..end` of the buffer; an error, never a view, when
-    /// they lie outside it or `shape` does not hold exactly that many elements.
+    /// The C-order array of `shape` over elements `start..end` of the buffer; `CorruptStoreError`, never a
+    /// view, when they lie outside it or `shape` does not hold exactly that many elements (the core checks
+    /// both when it locates an item; this is the last line).
     pub fn view<'py>(&self, py: Python<'py>, start: u64, end: u64, shape: &[u64]) -> PyResult<Bound<'py, PyAny>> {
         let mapped = self.buffer.get();
+        let corrupt = |message: String| PyErr::from(Error::corrupt(mapped.region.path(), message));
         let bytes = |elements: u64| {
             usize::try_from(elements)
                 .ok()
@@ -125,42 +131,41 @@ impl ItemViews {
         };
         let (first, last) = match (bytes(start), bytes(end)) {
             (Some(first), Some(last)) if first <= last && last <= mapped.len => (first, last),
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "elements {start}..{end} lie outside the store"
-                )))
-            }
+            _ => return Err(corrupt(format!("elements {start}..{end} lie outside the data"))),
         };
         let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
-        if elements.and_then(bytes) != Some(last - first) {
-            return Err(PyValueError::new_err(format!(
-                "shape {shape:?} does not hold the {} elements of {start}..{end}",
-                end - start
-            )));
+        if elements.and_then(bytes) != Some(last - first) || shape.len() > MAX_NDIM {
+            return Err(corrupt(format!("shape {shape:?} does not fit elements {start}..{end}")));
         }
-        let mut dims = shape
-            .iter()
-            .map(|&d| npy_intp::try_from(d))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| PyValueError::new_err(format!("shape {shape:?} is too large")))?;
-        let ndim = c_int::try_from(dims.len()).map_err(|_| PyValueError::new_err("too many dimensions"))?;
+        let mut dims = [0 as npy_intp; MAX_NDIM];
+        for (dim, &d) in dims.iter_mut().zip(shape) {
+            // An axis can be huge when another is 0.
+            *dim = npy_intp::try_from(d).map_err(|_| corrupt(format!("shape {shape:?} has an axis too large")))?;
+        }
         let writable = mapped.region.writable_ptr();
         let base = writable.unwrap_or(mapped.region.bytes().as_ptr().cast_mut());
         let data = base.wrapping_add(first);
         let flags = if writable.is_some() { NPY_ARRAY_WRITEABLE } else { 0 };
-        // SAFETY: `data` points `first` bytes into the mapping, and the `last - first` bytes the array spans
-        // (`dims`, C order, `itemsize` each, checked above to be exactly that many) end within the buffer's
-        // `len <= region.len()` bytes (checked above). The mapping stays valid while the array lives because
-        // the array's base is a strong reference to the `MappedBuffer`, which owns an `Arc` of the region; the
-        // array is marked writable only when the region is mapped writable (PROT_WRITE). `PyArray_NewFromDescr`
-        // steals the reference to the dtype and copies `dims`; `PyArray_SetBaseObject` steals the reference to
-        // the base even when it fails, and then the new array is released by the `Bound` that owns it.
+        // SAFETY: the array numpy makes spans `last - first` bytes from `data` (C order, the dims checked above
+        // to hold exactly that many elements of `itemsize` bytes, which `new` took from this same dtype; the
+        // fields are private and never change). Those bytes lie within the buffer's `len <= region.len()`
+        // mapped bytes, checked above; for an empty region `data` is the dangling pointer of an empty slice
+        // and the array spans 0 bytes, which numpy never dereferences. The mapping stays valid while the array
+        // lives: the array's base is a strong reference to the `MappedBuffer`, which owns an `Arc` of the
+        // region, unmapped only when the last one drops. The array is writable only when the region is mapped
+        // PROT_WRITE; numpy makes it writable later (`setflags(write=True)`) only if its base grants a writable
+        // buffer, which `__getbuffer__` refuses for a read-only mapping. What would break this: a base set too
+        // late or not at all (the array would outlive the mapping), loosening that refusal (a write to
+        // PROT_READ memory faults), or another program truncating the file (SIGBUS on access, as for every
+        // view of a mapping). References: `PyArray_NewFromDescr` steals the one `into_dtype_ptr` hands it,
+        // even when it fails, and copies `dims`; `PyArray_SetBaseObject` steals the base's, even when it
+        // fails, and the new array is then released by the `Bound` that owns it.
         unsafe {
             let array = PY_ARRAY_API.PyArray_NewFromDescr(
                 py,
                 get_type_object(py, NpyTypes::PyArray_Type),
                 self.dtype.clone_ref(py).into_bound(py).into_dtype_ptr(),
-                ndim,
+                shape.len() as c_int,
                 dims.as_mut_ptr(),
                 std::ptr::null_mut(),
                 data.cast(),
