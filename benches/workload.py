@@ -554,7 +554,7 @@ def fig_batch_materialise(ctx: Ctx) -> dict[str, Result]:
         for b in batches:
             [np.array(x) for x in images[b]]
 
-    floor = None
+    floor = copy_floor = None
     if ctx.floor:
         buf = np.empty(max_bytes, np.uint8)
         concat_into(ctx, warm, buf)
@@ -564,6 +564,7 @@ def fig_batch_materialise(ctx: Ctx) -> dict[str, Result]:
                 concat_into(ctx, b, buf)
 
         floor = per_op_ns(concat_all, len(batches)) / 1e6
+        copy_floor = two_thread_copy_ms(ctx.image_flat[:max_bytes], len(batches))
     [np.array(x) for x in images[warm]]
     listcopy_ms = per_op_ns(listcopy, len(batches)) / 1e6
     out = {"batch256_listcopy_ms": result(listcopy_ms, floor), "batch256_materialise_ms": result(listcopy_ms, floor)}
@@ -580,8 +581,25 @@ def fig_batch_materialise(ctx: Ctx) -> dict[str, Result]:
         images.gather(warm, out=reuse)
         reused = per_op_ns(lambda: [images.gather(b, out=reuse) for b in batches], len(batches)) / 1e6
         out["batch256_materialise_ms"] = result(fresh, floor)
-        out["batch256_gather_reused_ms"] = result(reused, floor)
+        out["batch256_gather_reused_ms"] = result(reused, copy_floor)
     return out
+
+
+def two_thread_copy_ms(src: np.ndarray, ops: int) -> float:
+    """The floor of a gather into a reused buffer: ``src`` (in memory) copied whole by two threads, each
+    ``np.copyto`` of one half (GIL released), into a buffer already written; ms per copy over ``ops`` copies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dst = np.zeros_like(src)
+    half = len(src) // 2
+    spans = [(0, half), (half, len(src))]
+
+    def copy(span: tuple[int, int]) -> None:
+        np.copyto(dst[span[0] : span[1]], src[span[0] : span[1]])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(copy, spans))
+        return per_op_ns(lambda: [list(pool.map(copy, spans)) for _ in range(ops)], ops) / 1e6
 
 
 def concat_into(ctx: Ctx, batch: list[int], buf: np.ndarray) -> None:
