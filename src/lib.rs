@@ -17,6 +17,7 @@ pub mod mmap;
 pub mod ragged;
 pub mod sharded;
 pub mod store;
+mod stream;
 pub mod strings;
 
 #[cfg(feature = "python")]

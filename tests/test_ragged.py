@@ -323,6 +323,22 @@ def test_gather_into_a_reused_out_buffer(store: RaggedMmap) -> None:
         store.gather([4])
 
 
+def test_a_batch_beyond_the_caches_is_copied_whole_at_every_alignment(tmp_path: Path) -> None:
+    # Over 16 MiB, so the copy streams (non-temporal stores) on x86-64; odd lengths put every item at another
+    # alignment in the store and in the output, and the output itself starts off alignment.
+    rng = np.random.default_rng(3)
+    items = [rng.integers(0, 256, 65_536 + 17 * k, dtype=np.uint8) for k in range(40)]
+    store = RaggedMmap.from_lists(tmp_path / "r", items)
+    indices = rng.permutation(np.repeat(np.arange(len(items)), 8))  # 320 items, about 22 MiB
+    assert sum(items[i].nbytes for i in indices) > 16 << 20
+    out = np.zeros((23 << 20) + 3, np.uint8)[3:]
+    for views in (store.gather(indices), store.gather(indices, out=out)):
+        assert len(views) == len(indices)
+        for view, i in zip(views, indices, strict=True):
+            assert np.array_equal(view, items[i])
+    assert not out[sum(items[i].nbytes for i in indices) :].any()
+
+
 def test_gather_releases_the_gil(tmp_path: Path) -> None:
     store = RaggedMmap.from_lists(tmp_path / "r", [np.full((1024, 1024), i, np.uint8) for i in range(32)])
     indices = list(range(32)) * 8  # 256 MiB per gather

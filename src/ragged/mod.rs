@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, StoreKind};
 use crate::mmap::Region;
+use crate::stream;
 
 /// Batches at least this large are copied by several threads.
 const PARALLEL_GATHER_BYTES: usize = 4 << 20;
@@ -294,12 +295,18 @@ fn write_all(mut writer: RaggedWriter, dtype: Dtype, items: &[&[u8]], shapes: &[
 }
 
 /// Runs the copies (of `total` bytes in all), spread over scoped threads in runs of about equal bytes when the
-/// batch is large. Scoped threads, not a thread pool: a process forked after a gather (torch's DataLoader
-/// workers) inherits a pool without its threads, and its jobs would wait forever.
+/// batch is large, with streaming stores when it is larger still (see `crate::stream`). Scoped threads, not a
+/// thread pool: a process forked after a gather (torch's DataLoader workers) inherits a pool without its
+/// threads, and its jobs would wait forever.
 fn copy_all(copies: Vec<(&[u8], &mut [u8])>, total: usize) {
+    let copy: fn(&mut [u8], &[u8]) = if total >= stream::STREAM_BYTES {
+        stream::copy
+    } else {
+        <[u8]>::copy_from_slice
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if total < PARALLEL_GATHER_BYTES || threads == 1 {
-        return copies.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
+        return copies.into_iter().for_each(|(src, dst)| copy(dst, src));
     }
     let share = total.div_ceil(threads);
     std::thread::scope(|scope| {
@@ -309,11 +316,11 @@ fn copy_all(copies: Vec<(&[u8], &mut [u8])>, total: usize) {
             run.push((src, dst));
             if bytes >= share {
                 let full = std::mem::take(&mut run);
-                scope.spawn(move || full.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src)));
+                scope.spawn(move || full.into_iter().for_each(|(src, dst)| copy(dst, src)));
                 bytes = 0;
             }
         }
-        run.into_iter().for_each(|(src, dst)| dst.copy_from_slice(src));
+        run.into_iter().for_each(|(src, dst)| copy(dst, src));
     });
 }
 

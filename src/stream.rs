@@ -1,0 +1,84 @@
+//! Copies of large batches with non-temporal ("streaming") stores, which write whole cache lines straight
+//! to memory: the destination is not read in first and does not push the source out of the caches. For a
+//! batch far larger than the caches that is a third less memory traffic; measured here (`benches/compare.py`,
+//! 256 scattered 600 KB images on 2 threads), a gather into a reused buffer took 9.5 ms with `memcpy` and 6.9
+//! ms with these stores. For small batches, which fit in the cache the caller reads them from next,
+//! `memcpy` stays faster, so callers stream only batches of at least `STREAM_BYTES`.
+//!
+//! This module holds the core's second `unsafe` site (after `mmap::Region::bytes`): the SSE2 load and store
+//! intrinsics take raw pointers. SSE2 is part of x86-64 itself, so there is nothing to detect at run time;
+//! elsewhere the copy is a plain `copy_from_slice`.
+
+/// Batches of at least this many bytes are copied with streaming stores (this VM's last-level cache is 32
+/// MiB, shared; a core's share of it is far less).
+pub(crate) const STREAM_BYTES: usize = 16 << 20;
+
+/// Copies `src` into `dst` (of the same length) with streaming stores where the target has them, fenced so
+/// that they are ordered before anything else this thread does (such as signalling that it is done).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+
+    assert_eq!(dst.len(), src.len(), "streaming copy of unequal lengths");
+    // Plain copies for the unaligned head and the tail; 16-byte chunks streamed in between.
+    let head = dst.as_ptr().align_offset(16).min(dst.len());
+    let (dst_head, dst_rest) = dst.split_at_mut(head);
+    let (src_head, src_rest) = src.split_at(head);
+    dst_head.copy_from_slice(src_head);
+    let mut dst_chunks = dst_rest.chunks_exact_mut(16);
+    let mut src_chunks = src_rest.chunks_exact(16);
+    // SAFETY: `from` and `out` are distinct live slices of exactly 16 bytes (`chunks_exact`), so both pointers
+    // are valid for a 16-byte access; `_mm_loadu_si128` takes any alignment, and `out` is 16-byte aligned as
+    // `_mm_stream_si128` requires, because `dst_rest` starts at `align_offset(16)` and every chunk is 16 bytes.
+    // What would break it: chunks of another size, or dropping the split at `head`. The bytes are plain data
+    // with no validity invariant. The stores are weakly ordered: `_mm_sfence` (SSE, part of x86-64 as SSE2
+    // is) orders them before anything this thread does next, such as signalling that the copy is done.
+    unsafe {
+        for (out, from) in (&mut dst_chunks).zip(&mut src_chunks) {
+            _mm_stream_si128(
+                out.as_mut_ptr().cast::<__m128i>(),
+                _mm_loadu_si128(from.as_ptr().cast()),
+            );
+        }
+        _mm_sfence();
+    }
+    dst_chunks.into_remainder().copy_from_slice(src_chunks.remainder());
+}
+
+/// Copies `src` into `dst` (of the same length).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_every_byte_at_every_alignment_and_length() {
+        let src: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut dst = vec![0u8; 4096 + 64];
+        for dst_at in 0..17 {
+            for src_at in [0, 1, 5, 16] {
+                for len in (0..200).chain([1023, 1024, 1025, 4000]) {
+                    dst.fill(0xAA);
+                    copy(&mut dst[dst_at..dst_at + len], &src[src_at..src_at + len]);
+                    assert_eq!(
+                        &dst[dst_at..dst_at + len],
+                        &src[src_at..src_at + len],
+                        "{dst_at} {src_at} {len}"
+                    );
+                    assert!(dst[..dst_at].iter().all(|&b| b == 0xAA), "wrote before the start");
+                    assert!(dst[dst_at + len..].iter().all(|&b| b == 0xAA), "wrote past the end");
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "unequal lengths")]
+    fn refuses_unequal_lengths() {
+        copy(&mut [0u8; 8], &[0u8; 9]);
+    }
+}
