@@ -1,21 +1,25 @@
 //! Copies of large batches with non-temporal ("streaming") stores, which write whole cache lines straight
 //! to memory: the destination is not read in first and does not push the source out of the caches. For a
-//! batch far larger than the caches that is a third less memory traffic; measured here (`benches/compare.py`,
-//! 256 scattered 600 KB images on 2 threads), a gather into a reused buffer took 9.5 ms with `memcpy` and 6.9
-//! ms with these stores. For small batches, which fit in the cache the caller reads them from next,
-//! `memcpy` stays faster, so callers stream only batches of at least `STREAM_BYTES`.
+//! batch far larger than the caches that is a third less memory traffic: 256 scattered images of about 600 KB
+//! (157 MB), gathered on 2 threads, took 11.2 ms with `memcpy` and 7.3 ms with these stores (the same hour on
+//! the 2-core AMD EPYC VM of `benches/compare.py`). A batch that fits in the caches, which the caller then
+//! reads from them, is faster with `memcpy`, and so are small items (each streamed copy ends with a fence
+//! and leaves partial cache lines at its ends): callers stream only batches of at least `STREAM_BATCH_BYTES`,
+//! and within them only items of at least `STREAM_ITEM_BYTES`.
 //!
 //! This module holds the core's second `unsafe` site (after `mmap::Region::bytes`): the SSE2 load and store
-//! intrinsics take raw pointers. SSE2 is part of x86-64 itself, so there is nothing to detect at run time;
-//! elsewhere the copy is a plain `copy_from_slice`.
+//! intrinsics take raw pointers. SSE2 is part of every x86-64 target that is not built without it, so there
+//! is nothing to detect at run time; elsewhere the copy is a plain `copy_from_slice`.
 
-/// Batches of at least this many bytes are copied with streaming stores (this VM's last-level cache is 32
-/// MiB, shared; a core's share of it is far less).
-pub(crate) const STREAM_BYTES: usize = 16 << 20;
+/// Batches of at least this many bytes may stream. A heuristic: about the size of a server's last-level cache,
+/// shared by all its cores (32 MiB on the VM the figures come from).
+pub(crate) const STREAM_BATCH_BYTES: usize = 16 << 20;
+/// Items of at least this many bytes stream (within such a batch); smaller ones are copied with `memcpy`.
+pub(crate) const STREAM_ITEM_BYTES: usize = 64 << 10;
 
 /// Copies `src` into `dst` (of the same length) with streaming stores where the target has them, fenced so
 /// that they are ordered before anything else this thread does (such as signalling that it is done).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
 
@@ -27,12 +31,16 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     dst_head.copy_from_slice(src_head);
     let mut dst_chunks = dst_rest.chunks_exact_mut(16);
     let mut src_chunks = src_rest.chunks_exact(16);
-    // SAFETY: `from` and `out` are distinct live slices of exactly 16 bytes (`chunks_exact`), so both pointers
-    // are valid for a 16-byte access; `_mm_loadu_si128` takes any alignment, and `out` is 16-byte aligned as
-    // `_mm_stream_si128` requires, because `dst_rest` starts at `align_offset(16)` and every chunk is 16 bytes.
-    // What would break it: chunks of another size, or dropping the split at `head`. The bytes are plain data
-    // with no validity invariant. The stores are weakly ordered: `_mm_sfence` (SSE, part of x86-64 as SSE2
-    // is) orders them before anything this thread does next, such as signalling that the copy is done.
+    // SAFETY: the intrinsics need SSE2 (and SSE for the fence), which the `cfg` above guarantees. `from` and
+    // `out` are live slices of exactly 16 bytes (`chunks_exact`), distinct because `dst` is borrowed `&mut`
+    // and `src` `&`, so both pointers are valid for a 16-byte access; `_mm_loadu_si128` takes any alignment,
+    // and `out` is 16-byte aligned as `_mm_stream_si128` requires, because `dst_rest` starts at
+    // `align_offset(16)` (capped at the length, which also covers `align_offset` giving up with `usize::MAX`:
+    // then nothing streams) and every chunk is 16 bytes. The bytes are plain data with no validity invariant.
+    // Streaming stores are weakly ordered: the thread that made them must fence before anything else touches
+    // that memory, so `_mm_sfence` runs right after the loop, before this function returns (and so before a
+    // scoped thread running it can be joined). What would break it: chunks of another size, dropping the
+    // split at `head`, or a return between the loop and the fence.
     unsafe {
         for (out, from) in (&mut dst_chunks).zip(&mut src_chunks) {
             _mm_stream_si128(
@@ -46,7 +54,7 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
 }
 
 /// Copies `src` into `dst` (of the same length).
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     dst.copy_from_slice(src);
 }

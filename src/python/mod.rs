@@ -13,6 +13,7 @@ mod strings;
 
 use std::path::PathBuf;
 
+use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 
 /// What `path` holds: "sharded" (a manifest), else the store kind its `type.ninja` names: "numpy", "ragged"
@@ -39,8 +40,11 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sharded::PyShardedWriter>()?;
     m.add_function(wrap_pyfunction!(sharded::shard_name, m)?)?;
     m.add_function(wrap_pyfunction!(store_kind, m)?)?;
-    // numpy's C API is looked up here, once, where numpy's own extensions call `import_array()`: lazily, the
-    // first store opened in a process would pay for it (about 0.15 ms, more than the open itself).
-    numpy::PyArrayDescr::of::<u8>(m.py());
+    // numpy's C API is looked up here, once, where extensions built against numpy call `import_array()`:
+    // lazily, the first store opened in a process would pay for it (about 0.15 ms, as much as the open
+    // itself). rust-numpy panics when the API is unusable (a numpy too old or broken); that is an ImportError.
+    let py = m.py();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| numpy::PyArrayDescr::of::<u8>(py)))
+        .map_err(|_| PyImportError::new_err("numpy's C API is unavailable: is a working numpy installed?"))?;
     Ok(())
 }

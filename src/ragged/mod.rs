@@ -299,10 +299,13 @@ fn write_all(mut writer: RaggedWriter, dtype: Dtype, items: &[&[u8]], shapes: &[
 /// thread pool: a process forked after a gather (torch's DataLoader workers) inherits a pool without its
 /// threads, and its jobs would wait forever.
 fn copy_all(copies: Vec<(&[u8], &mut [u8])>, total: usize) {
-    let copy: fn(&mut [u8], &[u8]) = if total >= stream::STREAM_BYTES {
-        stream::copy
-    } else {
-        <[u8]>::copy_from_slice
+    let stream = total >= stream::STREAM_BATCH_BYTES;
+    let copy = |dst: &mut [u8], src: &[u8]| {
+        if stream && src.len() >= stream::STREAM_ITEM_BYTES {
+            stream::copy(dst, src)
+        } else {
+            dst.copy_from_slice(src)
+        }
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if total < PARALLEL_GATHER_BYTES || threads == 1 {
