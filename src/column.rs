@@ -18,7 +18,12 @@ pub struct Column {
 impl Column {
     /// Opens and validates the column in `dir`.
     pub fn open(dir: &Path) -> Result<Column> {
-        let store = DenseStore::open_dir(dir, false)?;
+        Self::open_with_shape(dir, None)
+    }
+
+    /// Opens the column in `dir` whose `shape.ninja` bytes the caller has read already (`None`: not yet).
+    pub fn open_with_shape(dir: &Path, shape: Option<Vec<u8>>) -> Result<Column> {
+        let store = DenseStore::open_dir(dir, false, shape)?;
         let shape = store.shape();
         let len = match (store.dtype(), shape) {
             (Dtype::Int64, [n]) | (Dtype::Int64, [n, 1]) => *n,

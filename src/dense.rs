@@ -29,12 +29,17 @@ impl DenseStore {
     pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
         let marker = dir.join(format::SHAPE_FILE);
         let missing = || Err(Error::io(&marker)(std::io::ErrorKind::NotFound.into()));
-        files::open_consistent(&marker, || Self::open_dir(dir, writable), missing)
+        let open = |held: &files::Marker| {
+            let shape = held.read(format::MAX_METADATA_BYTES)?;
+            Self::open_dir(dir, writable, Some(shape))
+        };
+        files::open_consistent(&marker, open, missing)
     }
 
     /// Opens `dir` without the consistency check (for directories inside a store that checks its own).
-    pub(crate) fn open_dir(dir: &Path, writable: bool) -> Result<DenseStore> {
-        let (dtype, shape, order) = read_layout(dir)?;
+    /// `shape` holds the bytes of its `shape.ninja` when the caller has read them already.
+    pub(crate) fn open_dir(dir: &Path, writable: bool, shape: Option<Vec<u8>>) -> Result<DenseStore> {
+        let (dtype, shape, order) = read_layout(dir, shape)?;
         let data_path = dir.join(format::DATA_FILE);
         let byte_len = format::byte_len(&shape, dtype)
             .ok_or_else(|| Error::corrupt(dir.join(format::SHAPE_FILE), format!("shape {shape:?} overflows")))?;
@@ -187,7 +192,7 @@ impl DenseStore {
 }
 
 /// Reads and validates `dtype.ninja`, `shape.ninja` and `order.ninja` of `dir`.
-fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
+fn read_layout(dir: &Path, shape: Option<Vec<u8>>) -> Result<(Dtype, Vec<u64>, Order)> {
     let dtype_path = dir.join(format::DTYPE_FILE);
     let name = files::read_text(&dtype_path, format::MAX_METADATA_BYTES)?;
     let dtype = Dtype::parse(name.trim()).ok_or_else(|| {
@@ -197,11 +202,15 @@ fn read_layout(dir: &Path) -> Result<(Dtype, Vec<u64>, Order)> {
         )
     })?;
     let shape_path = dir.join(format::SHAPE_FILE);
-    let shape = format::parse_shape(&files::read_capped(&shape_path, format::MAX_METADATA_BYTES)?)
-        .map_err(|reason| Error::corrupt(&shape_path, reason))?;
-    // Memory order only matters from two axes on (offset columns and flat buffers are 1-D): skip the read.
+    let shape = match shape {
+        Some(bytes) => bytes,
+        None => files::read_capped(&shape_path, format::MAX_METADATA_BYTES)?,
+    };
+    let shape = format::parse_shape(&shape).map_err(|reason| Error::corrupt(&shape_path, reason))?;
+    // Memory order only matters with two axes longer than 1: offset columns and flat buffers are 1-D, flat
+    // shapes `(n, 1)`, which lie the same in C and F order. Skip the read for them.
     let order_path = dir.join(format::ORDER_FILE);
-    let order = match shape.len() {
+    let order = match shape.iter().filter(|&&d| d > 1).count() {
         0 | 1 => Order::C,
         _ => match files::read_text_if_exists(&order_path, format::MAX_METADATA_BYTES)? {
             None => Order::C,
@@ -353,6 +362,28 @@ mod tests {
         // Same bytes, other row shape: refused under the lock.
         assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, &[2, 1], &le(&[1.0, 2.0])).is_err());
         assert_eq!(DenseStore::open(d, false).unwrap().shape(), [1, 2]);
+    }
+
+    #[test]
+    fn order_is_read_only_when_it_changes_the_layout() {
+        // `order.ninja` replaced by a directory: unreadable, so opening shows whether it was read.
+        let dir = tempfile::tempdir().unwrap();
+        for (shape, read) in [
+            (vec![4u64], false),
+            (vec![4, 1], false),
+            (vec![1, 4, 1], false),
+            (vec![2, 2], true),
+        ] {
+            let d = dir.path().join(format!("{shape:?}"));
+            DenseStore::create(&d, &WriteOptions::default(), Dtype::Uint8, &shape, &[1, 2, 3, 4]).unwrap();
+            std::fs::remove_file(d.join(format::ORDER_FILE)).unwrap();
+            std::fs::create_dir(d.join(format::ORDER_FILE)).unwrap();
+            let opened = DenseStore::open(&d, false);
+            assert_eq!(opened.is_err(), read, "{shape:?}");
+            if let Ok(store) = opened {
+                assert_eq!((store.shape(), store.bytes()), (&shape[..], &[1u8, 2, 3, 4][..]));
+            }
+        }
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub fn open_regular(path: &Path, writable: bool) -> Result<(File, Metadata)> {
 /// cap, or take what is waiting on a terminal or a pipe.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     let (file, meta) = open_regular(path, false)?;
+    read_open(&file, &meta, path, cap)
+}
+
+/// Reads the open `file` (at `path`, `meta` its metadata) whole from its current position, as `read_capped`.
+fn read_open(file: &File, meta: &Metadata, path: &Path, cap: u64) -> Result<Vec<u8>> {
+    if !meta.is_file() {
+        return Err(Error::corrupt(path, "not a regular file"));
+    }
     let mut reader = file.take(cap + 1);
     // One `read` with room for a byte more than fstat's size usually gets the whole file, and when it returns
     // exactly that size it stopped at the end of the file: done, without the `read` that returns 0. Anything
@@ -112,25 +120,46 @@ pub(crate) fn identity(path: &Path) -> Result<Option<(u64, u64)>> {
     }
 }
 
+/// The commit marker `open_consistent` holds open while a store is read.
+pub struct Marker<'a> {
+    path: &'a Path,
+    file: File,
+    meta: Metadata,
+}
+
+impl Marker<'_> {
+    /// The marker's bytes (a regular file of at most `cap` bytes), read from the held file: the very commit
+    /// whose identity `open_consistent` checks, without opening it a second time.
+    pub fn read(&self, cap: u64) -> Result<Vec<u8>> {
+        read_open(&self.file, &self.meta, self.path, cap)
+    }
+}
+
 /// Runs `open` (which reads several files of one store) until no commit landed while it ran: `marker` is the
 /// file a writer replaces last, so a marker still naming the same file means every file read belongs to one
-/// commit. The marker is held open meanwhile, so its inode number cannot be freed and handed to a new file.
-/// A missing marker is answered by `missing` without reading anything else (reading other files then could
-/// mix two commits that both came and went while the marker was absent).
+/// commit. The marker is held open meanwhile (and handed to `open`), so its inode number cannot be freed and
+/// handed to a new file. A missing marker is answered by `missing` without reading anything else (reading
+/// other files then could mix two commits that both came and went while the marker was absent).
 pub fn open_consistent<T>(
     marker: &Path,
-    mut open: impl FnMut() -> Result<T>,
+    mut open: impl FnMut(&Marker) -> Result<T>,
     missing: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     use std::os::unix::fs::MetadataExt;
     for _ in 0..OPEN_ATTEMPTS {
-        let held = match open_nonblocking(marker, false) {
+        let file = match open_nonblocking(marker, false) {
             Ok(file) => file,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return missing(),
             Err(err) => return Err(err),
         };
-        let before = held.metadata().map(|m| (m.dev(), m.ino())).map_err(Error::io(marker))?;
-        let result = open();
+        let meta = file.metadata().map_err(Error::io(marker))?;
+        let before = (meta.dev(), meta.ino());
+        let held = Marker {
+            path: marker,
+            file,
+            meta,
+        };
+        let result = open(&held);
         if identity(marker)? == Some(before) {
             return result;
         }

@@ -117,13 +117,14 @@ impl StringStore {
     pub fn open(dir: &Path) -> Result<Option<StringStore>> {
         let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
         let missing = || crate::store::require_empty_dir(dir, StoreKind::String).map(|()| None);
-        files::open_consistent(&marker, || Self::open_committed(dir), missing)
+        files::open_consistent(&marker, |held| Self::open_committed(dir, held), missing)
     }
 
-    /// Opens a store whose commit marker exists (`open_consistent` holds it meanwhile).
-    fn open_committed(dir: &Path) -> Result<Option<StringStore>> {
+    /// Opens a store whose commit marker (`starts/shape.ninja`) exists: `open_consistent` holds it meanwhile.
+    fn open_committed(dir: &Path, marker: &files::Marker) -> Result<Option<StringStore>> {
         crate::store::require_kind(dir, StoreKind::String)?;
-        let starts = Column::open(&dir.join(format::STARTS_DIR))?;
+        let starts_shape = marker.read(format::MAX_METADATA_BYTES)?;
+        let starts = Column::open_with_shape(&dir.join(format::STARTS_DIR), Some(starts_shape))?;
         let len = starts.len();
         let ends = Column::open(&dir.join(format::ENDS_DIR))?;
         if ends.len() < len {

@@ -55,12 +55,13 @@ impl RaggedStore {
     /// Reads are consistent with one commit: if a writer commits meanwhile, the open starts again.
     pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
         let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
-        let present = || {
+        let present = |held: &files::Marker| {
             crate::store::require_kind(dir, StoreKind::Ragged)?;
             if !files::exists(&dir.join(format::SHAPES_ARE_FLAT_FILE))? {
                 return Ok(None);
             }
-            Self::open_committed(dir, writable, None).map(Some)
+            let starts_shape = held.read(format::MAX_METADATA_BYTES)?;
+            Self::open_committed(dir, writable, None, Some(starts_shape)).map(Some)
         };
         // No starts/: nothing committed (writers remove the flag before starts/ and add it after).
         let missing = || crate::store::require_empty_dir(dir, StoreKind::Ragged).map(|()| None);
@@ -70,10 +71,16 @@ impl RaggedStore {
     /// Opens a store whose commit marker exists. `items` is set for the nested shapes store of a store with
     /// that many items: its own `starts/` may list more (leftovers of a write that never committed, which the
     /// next writer overwrites, so that its other columns may briefly be shorter than its `starts/`).
-    fn open_committed(dir: &Path, writable: bool, items: Option<usize>) -> Result<RaggedStore> {
+    /// `starts_shape` holds the bytes of `starts/shape.ninja` when the caller has read them (the marker).
+    fn open_committed(
+        dir: &Path,
+        writable: bool,
+        items: Option<usize>,
+        starts_shape: Option<Vec<u8>>,
+    ) -> Result<RaggedStore> {
         // starts/ first: writers replace it last, so every other file read after it is at least as new.
-        let starts = Column::open(&dir.join(format::STARTS_DIR))?;
-        let data = DenseStore::open_dir(dir, writable)?;
+        let starts = Column::open_with_shape(&dir.join(format::STARTS_DIR), starts_shape)?;
+        let data = DenseStore::open_dir(dir, writable, None)?;
         let data_len = match data.shape() {
             [n] => *n,
             other => {
@@ -336,7 +343,7 @@ fn open_shapes(dir: &Path, len: usize, nested: bool) -> Result<Shapes> {
     for _ in 0..3 {
         for path in &candidates {
             let missing = || Err(Error::io(path)(std::io::ErrorKind::NotFound.into()));
-            match files::open_consistent(path, || open_shapes_at(path, len, nested), missing) {
+            match files::open_consistent(path, |_| open_shapes_at(path, len, nested), missing) {
                 Err(Error::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
                     last = Some(Error::Io { path, source });
                 }
@@ -355,7 +362,7 @@ fn open_shapes_at(shapes_dir: &Path, len: usize, nested: bool) -> Result<Shapes>
     if nested {
         return Err(Error::corrupt(shapes_dir, "shapes of shapes must be flat"));
     }
-    let store = RaggedStore::open_committed(shapes_dir, false, Some(len))?;
+    let store = RaggedStore::open_committed(shapes_dir, false, Some(len), None)?;
     if store.dtype() != Dtype::Int64 || !store.is_flat() {
         return Err(Error::corrupt(shapes_dir, "nested shapes must be a flat int64 store"));
     }

@@ -247,7 +247,7 @@ impl RaggedWriter {
                     convert_to_nested(&self.dir, len, &shapes, commit)?;
                 } else {
                     // Written at our item count: shapes past it are leftovers of a write that never committed.
-                    let shapes_store = RaggedStore::open_committed(&shapes_dir, false, Some(len as usize))?;
+                    let shapes_store = RaggedStore::open_committed(&shapes_dir, false, Some(len as usize), None)?;
                     let next = shapes_store.data_end(len as usize)?;
                     let committed = Committed { len, flat: true };
                     let mut nested =
