@@ -46,6 +46,7 @@ import numpy as np
 FIGURES: dict[str, tuple[str, str]] = {
     "image_get_cold_us": ("us/op", "lower"),
     "image_get_touched_us": ("us/op", "lower"),
+    "batch256_gather_cold_ms": ("ms/batch", "lower"),
     "cold_disk_read_mb": ("MB", "info"),
     "image_get_us": ("us/op", "lower"),
     "token_get_us": ("us/op", "lower"),
@@ -481,7 +482,34 @@ def fig_cold(ctx: Ctx) -> dict[str, Result]:
         "image_get_cold_us": result(cold, cold_floor),
         "image_get_touched_us": result(touched, touched_floor),
         "cold_disk_read_mb": result(read_mb),
+        **fig_gather_cold(ctx),
     }
+
+
+def fig_gather_cold(ctx: Ctx) -> dict[str, Result]:
+    """A 256-image batch copied out right after evicting the store: ``gather`` where the store has it, else the
+    list of copies a user of the reference makes. Floor: ``os.preadv`` of each item into a fresh array."""
+    from mmap_ninja.ragged import RaggedMmap
+
+    store_dir = ctx.data / "images"
+
+    def copy_cold(batch: list[int]) -> float:
+        gc.collect()
+        drop_page_cache(store_dir)
+        store = RaggedMmap(store_dir)
+        if hasattr(store, "gather"):
+            return per_op_ns(lambda: store.gather(batch), 1) / 1e6
+        return per_op_ns(lambda: [np.array(x) for x in store[batch]], 1) / 1e6
+
+    times, floors = [], []
+    for seed in (14, 15):
+        batch = rand_batches(ctx.sizes.images, 1, seed)[0]
+        times.append(copy_cold(batch))
+        if ctx.floor:
+            gc.collect()
+            drop_page_cache(store_dir)
+            floors.append(_cold_pread_us(store_dir / "data.ninja", ctx.spec, batch) * len(batch) / 1e3)
+    return {"batch256_gather_cold_ms": result(statistics.median(times), statistics.median(floors) if floors else None)}
 
 
 def _cold_pread_us(path: Path, spec: ImageSpec, indices: list[int]) -> float:
@@ -826,7 +854,11 @@ def fig_checks(ctx: Ctx) -> dict[str, Result]:
 
 # Run in this order: the cold figure first (nothing mapped yet), the builds last (they dirty the page cache).
 GROUPS: list[tuple[str, Callable[[Ctx], dict[str, Result]], tuple[str, ...]]] = [
-    ("image_get_cold_us", fig_cold, ("image_get_cold_us", "image_get_touched_us", "cold_disk_read_mb")),
+    (
+        "image_get_cold_us",
+        fig_cold,
+        ("image_get_cold_us", "image_get_touched_us", "cold_disk_read_mb", "batch256_gather_cold_ms"),
+    ),
     ("checks", fig_checks, ()),
     ("image_get_us", fig_image_get, ("image_get_us",)),
     ("token_get_us", fig_token_get, ("token_get_us",)),

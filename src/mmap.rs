@@ -1,9 +1,10 @@
 //! A read-only (or, for mode `r+`, writable) shared mapping of one whole file. This is the crate's only
-//! place that turns mapped memory into a Rust slice.
+//! place that turns mapped memory into a Rust slice, and that asks the kernel about it (`prefetch`).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
 
@@ -65,6 +66,18 @@ impl Region {
         }
     }
 
+    /// Starts reading the bytes in `range` into the page cache, unless the page holding its first byte is there
+    /// already: one `mincore` of that page, and for a cold range one `madvise(MADV_WILLNEED)`, which queues the
+    /// reads and returns. Touched page by page instead, a cold range is read 128 KiB at a time, each read
+    /// waited for before the next is asked for. A hint: nothing changes when a call fails.
+    pub fn prefetch(&self, range: Range<usize>) {
+        let Some(map) = &self.map else { return };
+        if range.is_empty() || range.end > map.len() || is_resident(map, range.start) {
+            return;
+        }
+        let _ = map.advise_range(Advice::WillNeed, range.start, range.len());
+    }
+
     /// Base pointer for writable buffer export, `None` when the region is read-only or empty.
     pub fn writable_ptr(&self) -> Option<*mut u8> {
         match &self.map {
@@ -99,9 +112,65 @@ impl Region {
     }
 }
 
+/// Whether the page of `map` holding byte `offset` (within the map) is in memory. An error (such as a page
+/// size other than 4 KiB, which makes the rounded address invalid) reads as resident: then nothing is
+/// prefetched.
+fn is_resident(map: &MmapRaw, offset: usize) -> bool {
+    const PAGE: usize = 4096;
+    let page = (map.as_ptr() as usize + offset) & !(PAGE - 1);
+    let mut status = 0u8;
+    // SAFETY: `mincore` writes one status byte per page of the queried range into its third argument; the
+    // range is one byte long, so it writes exactly one byte, into `status`, which lives across the call. It
+    // only reads the page tables: an address outside any mapping or not page-aligned is an error (ENOMEM,
+    // EINVAL), never undefined behaviour, and `page` lies within `map` anyway, since `offset` does and the
+    // mapping starts on a page boundary. What would break it: a range longer than one page with a one-byte
+    // `status`.
+    let failed = unsafe { libc::mincore(page as *mut libc::c_void, 1, &mut status) } != 0;
+    failed || status & 1 == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefetch_reads_a_cold_range_into_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 4 << 20]).unwrap();
+        std::fs::File::open(&path).unwrap().sync_all().unwrap();
+        // GNU dd's `iflag=nocache count=0` drops the file's pages (posix_fadvise DONTNEED).
+        let dropped = std::process::Command::new("dd")
+            .args([
+                format!("if={}", path.display()),
+                "iflag=nocache".into(),
+                "count=0".into(),
+            ])
+            .output()
+            .is_ok_and(|out| out.status.success());
+        let region = Region::open(&path, false).unwrap();
+        let map = region.map.as_ref().unwrap();
+        if !dropped || is_resident(map, 0) || is_resident(map, 3 << 20) {
+            eprintln!(
+                "skipped: the page cache of {} cannot be dropped here (tmpfs?)",
+                path.display()
+            );
+            return;
+        }
+        region.prefetch(0..1 << 20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !(is_resident(map, 0) && is_resident(map, (1 << 20) - 1)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the prefetched range never arrived"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!is_resident(map, 3 << 20), "a range not prefetched was read too");
+        // Out of bounds and empty ranges are ignored.
+        region.prefetch(0..(5 << 20));
+        region.prefetch(10..10);
+    }
 
     #[test]
     fn maps_whole_file_and_empty_file() {

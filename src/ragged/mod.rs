@@ -21,6 +21,8 @@ use crate::stream;
 
 /// Batches at least this large are copied by several threads.
 const PARALLEL_GATHER_BYTES: usize = 4 << 20;
+/// Gathered items of at least this many bytes are prefetched when they are not in the page cache.
+const PREFETCH_ITEM_BYTES: usize = 64 << 10;
 /// Where the old flat shapes column waits while a store's shapes are rewritten as a nested store.
 const FLAT_SHAPES_BACKUP_DIR: &str = "shapes.flat-old";
 
@@ -190,10 +192,15 @@ impl RaggedStore {
         let mut rest = out;
         let mut at = 0u64;
         for item in items {
-            let src = &data[item.start as usize * itemsize..item.end as usize * itemsize];
-            if src.len() > rest.len() {
+            let range = item.start as usize * itemsize..item.end as usize * itemsize;
+            if range.len() > rest.len() {
                 return Err(Error::InvalidArgument("gather output buffer is too small".into()));
             }
+            if range.len() >= PREFETCH_ITEM_BYTES {
+                // Asked for all at once: the reads of cold items overlap each other and the copies.
+                self.data.region().prefetch(range.clone());
+            }
+            let src = &data[range];
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(src.len());
             rest = tail;
             copies.push((src, dst));
