@@ -31,15 +31,15 @@ impl DenseStore {
         let missing = || Err(Error::io(&marker)(std::io::ErrorKind::NotFound.into()));
         let open = |held: &files::Marker| {
             let shape = held.read(format::MAX_METADATA_BYTES)?;
-            Self::open_dir(dir, writable, Some(shape))
+            Self::open_dir(dir, writable, Some(shape), OrderFile::Read)
         };
         files::open_consistent(&marker, open, missing)
     }
 
     /// Opens `dir` without the consistency check (for directories inside a store that checks its own).
     /// `shape` holds the bytes of its `shape.ninja` when the caller has read them already.
-    pub(crate) fn open_dir(dir: &Path, writable: bool, shape: Option<Vec<u8>>) -> Result<DenseStore> {
-        let (dtype, shape, order) = read_layout(dir, shape)?;
+    pub(crate) fn open_dir(dir: &Path, writable: bool, shape: Option<Vec<u8>>, order: OrderFile) -> Result<DenseStore> {
+        let (dtype, shape, order) = read_layout(dir, shape, order)?;
         let data_path = dir.join(format::DATA_FILE);
         let byte_len = format::byte_len(&shape, dtype)
             .ok_or_else(|| Error::corrupt(dir.join(format::SHAPE_FILE), format!("shape {shape:?} overflows")))?;
@@ -192,7 +192,18 @@ impl DenseStore {
 }
 
 /// Reads and validates `dtype.ninja`, `shape.ninja` and `order.ninja` of `dir`.
-fn read_layout(dir: &Path, shape: Option<Vec<u8>>) -> Result<(Dtype, Vec<u64>, Order)> {
+/// Whether `DenseStore::open_dir` reads `order.ninja`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderFile {
+    /// When the array has two axes or more: a dense store, which `extend` must rewrite if it is in F order
+    /// (even a `(1, k)` one, which stops lying the same in both orders once rows are added).
+    Read,
+    /// Never: an offset column, `(n,)` or `(n, 1)`, lies the same in C and F order and only grows by rows of
+    /// one value, which keep it so (about a tenth of the system calls of opening a ragged store).
+    Ignore,
+}
+
+fn read_layout(dir: &Path, shape: Option<Vec<u8>>, order_file: OrderFile) -> Result<(Dtype, Vec<u64>, Order)> {
     let dtype_path = dir.join(format::DTYPE_FILE);
     let name = files::read_text(&dtype_path, format::MAX_METADATA_BYTES)?;
     let dtype = Dtype::parse(name.trim()).ok_or_else(|| {
@@ -207,12 +218,11 @@ fn read_layout(dir: &Path, shape: Option<Vec<u8>>) -> Result<(Dtype, Vec<u64>, O
         None => files::read_capped(&shape_path, format::MAX_METADATA_BYTES)?,
     };
     let shape = format::parse_shape(&shape).map_err(|reason| Error::corrupt(&shape_path, reason))?;
-    // Memory order only matters with two axes longer than 1: offset columns and flat buffers are 1-D, flat
-    // shapes `(n, 1)`, which lie the same in C and F order. Skip the read for them.
+    // Memory order only matters from two axes on (flat buffers are 1-D): skip the read for one.
     let order_path = dir.join(format::ORDER_FILE);
-    let order = match shape.iter().filter(|&&d| d > 1).count() {
-        0 | 1 => Order::C,
-        _ => match files::read_text_if_exists(&order_path, format::MAX_METADATA_BYTES)? {
+    let order = match (shape.len(), order_file) {
+        (0 | 1, _) | (_, OrderFile::Ignore) => Order::C,
+        (_, OrderFile::Read) => match files::read_text_if_exists(&order_path, format::MAX_METADATA_BYTES)? {
             None => Order::C,
             Some(text) => Order::parse(text.trim())
                 .ok_or_else(|| Error::corrupt(&order_path, format!("order {text:?} is not C or F")))?,
@@ -365,25 +375,38 @@ mod tests {
     }
 
     #[test]
-    fn order_is_read_only_when_it_changes_the_layout() {
+    fn order_is_read_for_dense_stores_of_two_axes_and_never_for_columns() {
         // `order.ninja` replaced by a directory: unreadable, so opening shows whether it was read.
         let dir = tempfile::tempdir().unwrap();
         for (shape, read) in [
             (vec![4u64], false),
-            (vec![4, 1], false),
-            (vec![1, 4, 1], false),
+            (vec![4, 1], true),
+            (vec![1, 4], true),
             (vec![2, 2], true),
         ] {
             let d = dir.path().join(format!("{shape:?}"));
-            DenseStore::create(&d, &WriteOptions::default(), Dtype::Uint8, &shape, &[1, 2, 3, 4]).unwrap();
+            DenseStore::create(&d, &WriteOptions::default(), Dtype::Int64, &shape, &[0; 32]).unwrap();
             std::fs::remove_file(d.join(format::ORDER_FILE)).unwrap();
             std::fs::create_dir(d.join(format::ORDER_FILE)).unwrap();
-            let opened = DenseStore::open(&d, false);
-            assert_eq!(opened.is_err(), read, "{shape:?}");
-            if let Ok(store) = opened {
-                assert_eq!((store.shape(), store.bytes()), (&shape[..], &[1u8, 2, 3, 4][..]));
+            assert_eq!(DenseStore::open(&d, false).is_err(), read, "{shape:?}");
+            if shape.len() == 1 || shape[1] == 1 {
+                assert_eq!(crate::column::Column::open(&d).unwrap().len(), 4, "{shape:?}");
             }
         }
+    }
+
+    #[test]
+    fn extending_an_f_order_store_of_one_row_rewrites_it_in_c_order() {
+        // A (1, 3) array lies the same in both orders, but not once rows are added: [[1, 2, 3], [4, 5, 6]].
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let options = WriteOptions::default();
+        DenseStore::create(d, &options, Dtype::Float32, &[1, 3], &le(&[1.0, 2.0, 3.0])).unwrap();
+        std::fs::write(d.join("order.ninja"), "F").unwrap();
+        DenseStore::extend(d, &options, Dtype::Float32, &[1, 3], &le(&[4.0, 5.0, 6.0])).unwrap();
+        let s = DenseStore::open(d, false).unwrap();
+        assert_eq!((s.shape(), s.order()), (&[2, 3][..], Order::C));
+        assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Small-file reads with a size cap, so a hostile metadata file cannot make us allocate without bound.
 
 use std::fs::{File, Metadata};
-use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -38,33 +37,40 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     read_open(&file, &meta, path, cap)
 }
 
-/// Reads the open `file` (at `path`, `meta` its metadata) whole from its current position, as `read_capped`.
+/// Reads the open `file` (at `path`, `meta` its metadata) whole, from its start whatever its position, as
+/// `read_capped`.
 fn read_open(file: &File, meta: &Metadata, path: &Path, cap: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
     if !meta.is_file() {
         return Err(Error::corrupt(path, "not a regular file"));
     }
-    let mut reader = file.take(cap + 1);
-    // One `read` with room for a byte more than fstat's size usually gets the whole file, and when it returns
-    // exactly that size it stopped at the end of the file: done, without the `read` that returns 0. Anything
-    // else (a short read, a file that changed size) reads on to the end, since a shape file cut short would
-    // parse as a shorter shape.
-    let mut bytes = vec![0; meta.len().min(cap) as usize + 1];
-    let first = loop {
-        match reader.read(&mut bytes) {
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => break other.map_err(Error::io(path))?,
+    // Room for a byte more than fstat's size: one read that returns exactly that size stopped at the end of
+    // the file, so it is done without the read that returns 0. Anything else (a short read, a file that
+    // changed size, a procfs file that fstat calls empty) reads on to the end, since a shape file cut short
+    // would parse as a shorter shape. At most a byte past `cap` is read, to tell a file over it.
+    let limit = usize::try_from(cap).unwrap_or(usize::MAX).saturating_add(1);
+    let mut bytes = vec![0u8; (meta.len().min(cap) as usize).saturating_add(1)];
+    let mut filled = 0;
+    while filled < limit {
+        if filled == bytes.len() {
+            bytes.resize(bytes.len().saturating_mul(2).min(limit), 0);
         }
-    };
-    bytes.truncate(first);
-    if first as u64 != meta.len() {
-        reader.read_to_end(&mut bytes).map_err(Error::io(path))?;
+        let read = match file.read_at(&mut bytes[filled..], filled as u64) {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other.map_err(Error::io(path))?,
+        };
+        filled += read;
+        if read == 0 || (filled as u64 == meta.len() && filled < bytes.len()) {
+            break;
+        }
     }
-    if bytes.len() as u64 > cap {
+    if filled as u64 > cap {
         return Err(Error::corrupt(
             path,
             format!("file is larger than the {cap}-byte limit"),
         ));
     }
+    bytes.truncate(filled);
     Ok(bytes)
 }
 

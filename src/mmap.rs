@@ -66,10 +66,14 @@ impl Region {
         }
     }
 
-    /// Starts reading the bytes in `range` into the page cache, unless the page holding its first byte is there
-    /// already: one `mincore` of that page, and for a cold range one `madvise(MADV_WILLNEED)`, which queues the
-    /// reads and returns. Touched page by page instead, a cold range is read 128 KiB at a time, each read
-    /// waited for before the next is asked for. A hint: nothing changes when a call fails.
+    /// Starts reading the bytes in `range` into the page cache unless the page holding its first byte is there
+    /// already: one `mincore` of that page and, for a cold range, one `madvise(MADV_WILLNEED)`, which queues
+    /// the reads (up to the device's readahead limit) and returns. Touched page by page instead, a cold range
+    /// is read one readahead window around each fault, each read waited for before the next is asked for.
+    /// `madvise` alone would do, but on a range already in memory it costs about 12 us per 600 KB, the probe
+    /// well under 1 us. Linux answers `mincore` truthfully only to the file's owner or to a process that may
+    /// write it (others see every page resident): for them, and off Linux, nothing is prefetched. A hint:
+    /// nothing changes when a call fails.
     pub fn prefetch(&self, range: Range<usize>) {
         let Some(map) = &self.map else { return };
         if range.is_empty() || range.end > map.len() || is_resident(map, range.start) {
@@ -112,21 +116,31 @@ impl Region {
     }
 }
 
-/// Whether the page of `map` holding byte `offset` (within the map) is in memory. An error (such as a page
-/// size other than 4 KiB, which makes the rounded address invalid) reads as resident: then nothing is
-/// prefetched.
+/// Whether the page of `map` holding byte `offset` (within the map) is in memory. An error reads as resident:
+/// then nothing is prefetched.
+#[cfg(target_os = "linux")]
 fn is_resident(map: &MmapRaw, offset: usize) -> bool {
-    const PAGE: usize = 4096;
-    let page = (map.as_ptr() as usize + offset) & !(PAGE - 1);
     let mut status = 0u8;
-    // SAFETY: `mincore` writes one status byte per page of the queried range into its third argument; the
-    // range is one byte long, so it writes exactly one byte, into `status`, which lives across the call. It
-    // only reads the page tables: an address outside any mapping or not page-aligned is an error (ENOMEM,
-    // EINVAL), never undefined behaviour, and `page` lies within `map` anyway, since `offset` does and the
-    // mapping starts on a page boundary. What would break it: a range longer than one page with a one-byte
-    // `status`.
-    let failed = unsafe { libc::mincore(page as *mut libc::c_void, 1, &mut status) } != 0;
+    // SAFETY: `sysconf` only reads a constant. `mincore` writes one status byte per page of the queried range
+    // into its third argument; the range is one byte long, so it writes exactly one byte, into `status`,
+    // which lives across the call. It only reads the page tables: an address outside any mapping or not
+    // page-aligned is an error (ENOMEM, EINVAL), never undefined behaviour, and `page` lies within `map`
+    // anyway, since `offset` does and the mapping starts on a page boundary. What would break it: a range
+    // longer than one page with a one-byte `status`.
+    let failed = unsafe {
+        let page_size = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE))
+            .unwrap_or(4096)
+            .max(1);
+        let page = (map.as_ptr() as usize + offset) / page_size * page_size;
+        libc::mincore(page as *mut libc::c_void, 1, &raw mut status) != 0
+    };
     failed || status & 1 == 1
+}
+
+/// Elsewhere every page reads as resident (`mincore` differs between systems): nothing is prefetched.
+#[cfg(not(target_os = "linux"))]
+fn is_resident(_map: &MmapRaw, _offset: usize) -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -135,7 +149,9 @@ mod tests {
 
     #[test]
     fn prefetch_reads_a_cold_range_into_the_page_cache() {
-        let dir = tempfile::tempdir().unwrap();
+        // Under target/, on the disk the build uses: /tmp may be a tmpfs, whose pages cannot be dropped.
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let dir = tempfile::tempdir_in(&target).or_else(|_| tempfile::tempdir()).unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![7u8; 4 << 20]).unwrap();
         std::fs::File::open(&path).unwrap().sync_all().unwrap();
@@ -157,9 +173,10 @@ mod tests {
             );
             return;
         }
-        region.prefetch(0..1 << 20);
+        // 128 KiB: within any device's readahead limit, which caps what one WILLNEED reads.
+        region.prefetch(0..128 << 10);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !(is_resident(map, 0) && is_resident(map, (1 << 20) - 1)) {
+        while !(is_resident(map, 0) && is_resident(map, (128 << 10) - 1)) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the prefetched range never arrived"

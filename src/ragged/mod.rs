@@ -12,7 +12,7 @@ pub use writer::RaggedWriter;
 
 use crate::column::{self, Column};
 use crate::commit::WriteOptions;
-use crate::dense::DenseStore;
+use crate::dense::{DenseStore, OrderFile};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, StoreKind};
@@ -82,7 +82,7 @@ impl RaggedStore {
     ) -> Result<RaggedStore> {
         // starts/ first: writers replace it last, so every other file read after it is at least as new.
         let starts = Column::open_with_shape(&dir.join(format::STARTS_DIR), starts_shape)?;
-        let data = DenseStore::open_dir(dir, writable, None)?;
+        let data = DenseStore::open_dir(dir, writable, None, OrderFile::Read)?;
         let data_len = match data.shape() {
             [n] => *n,
             other => {
