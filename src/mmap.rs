@@ -4,7 +4,9 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Advice, MmapOptions, MmapRaw};
+#[cfg(target_os = "linux")]
+use memmap2::Advice;
+use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
 
@@ -66,20 +68,45 @@ impl Region {
         }
     }
 
-    /// Starts reading the bytes in `range` into the page cache unless the page holding its first byte is there
-    /// already: one `mincore` of that page and, for a cold range, one `madvise(MADV_WILLNEED)`, which queues
-    /// the reads (up to the device's readahead limit) and returns. Touched page by page instead, a cold range
-    /// is read one readahead window around each fault, each read waited for before the next is asked for.
-    /// `madvise` alone would do, but on a range already in memory it costs about 12 us per 600 KB, the probe
-    /// well under 1 us. Linux answers `mincore` truthfully only to the file's owner or to a process that may
-    /// write it (others see every page resident): for them, and off Linux, nothing is prefetched. A hint:
-    /// nothing changes when a call fails.
-    pub fn prefetch(&self, range: Range<usize>) {
-        let Some(map) = &self.map else { return };
-        if range.is_empty() || range.end > map.len() || is_resident(map, range.start) {
-            return;
+    /// Starts reading the bytes of each of `ranges` into the page cache unless the page holding its first byte
+    /// is there already: a one-byte `preadv2(RWF_NOWAIT)` asks (it fails with EAGAIN rather than wait for the
+    /// disk), and a cold range gets one `madvise(MADV_WILLNEED)`, which queues its reads (up to the device's
+    /// readahead limit) and returns. Touched page by page instead, a cold range is read one readahead window
+    /// around each fault, each read waited for before the next is asked for. `madvise` alone would do, but on
+    /// a range already in memory it costs about 12 us per 600 KB, the probe about 1 us; and when the first
+    /// `WARM_AFTER_PROBES` ranges are all in memory, the rest is taken to be too and is not probed (its
+    /// misses fault as they would without this), so a warm batch pays a few probes, not one per item. The
+    /// file is opened for the call (a store keeps no descriptor open) and must still be the one mapped. A
+    /// hint: anything failing, or a system other than Linux, just means no prefetch.
+    pub fn prefetch(&self, ranges: &[Range<usize>]) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let Some(map) = &self.map else { return };
+            let Ok((file, meta)) = crate::files::open_regular(&self.path, false) else {
+                return;
+            };
+            if (meta.dev(), meta.ino()) != self.identity {
+                return;
+            }
+            let mut all_cached = true;
+            let ranges = ranges.iter().filter(|r| !r.is_empty() && r.end <= map.len());
+            for (k, range) in ranges.enumerate() {
+                if all_cached && k == WARM_AFTER_PROBES {
+                    return;
+                }
+                match is_cached(&file, range.start as u64) {
+                    Some(true) => {}
+                    Some(false) => {
+                        all_cached = false;
+                        drop(map.advise_range(Advice::WillNeed, range.start, range.len()));
+                    }
+                    None => return,
+                }
+            }
         }
-        let _ = map.advise_range(Advice::WillNeed, range.start, range.len());
+        #[cfg(not(target_os = "linux"))]
+        let _ = ranges;
     }
 
     /// Base pointer for writable buffer export, `None` when the region is read-only or empty.
@@ -116,44 +143,54 @@ impl Region {
     }
 }
 
-/// Whether the page of `map` holding byte `offset` (within the map) is in memory. An error reads as resident:
-/// then nothing is prefetched.
+/// `Region::prefetch` stops probing after this many ranges all found in memory.
 #[cfg(target_os = "linux")]
-fn is_resident(map: &MmapRaw, offset: usize) -> bool {
-    let mut status = 0u8;
-    // SAFETY: `sysconf` only reads a constant. `mincore` writes one status byte per page of the queried range
-    // into its third argument; the range is one byte long, so it writes exactly one byte, into `status`,
-    // which lives across the call. It only reads the page tables: an address outside any mapping or not
-    // page-aligned is an error (ENOMEM, EINVAL), never undefined behaviour, and `page` lies within `map`
-    // anyway, since `offset` does and the mapping starts on a page boundary. What would break it: a range
-    // longer than one page with a one-byte `status`.
-    let failed = unsafe {
-        let page_size = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE))
-            .unwrap_or(4096)
-            .max(1);
-        let page = (map.as_ptr() as usize + offset) / page_size * page_size;
-        libc::mincore(page as *mut libc::c_void, 1, &raw mut status) != 0
-    };
-    failed || status & 1 == 1
-}
+const WARM_AFTER_PROBES: usize = 8;
 
-/// Elsewhere every page reads as resident (`mincore` differs between systems): nothing is prefetched.
-#[cfg(not(target_os = "linux"))]
-fn is_resident(_map: &MmapRaw, _offset: usize) -> bool {
-    true
+/// Whether the byte at `offset` of `file` is in the page cache, `None` when the system cannot tell (no
+/// RWF_NOWAIT for this file system, an I/O error). A miss also starts the read-ahead at `offset`.
+#[cfg(target_os = "linux")]
+fn is_cached(file: &std::fs::File, offset: u64) -> Option<bool> {
+    use rustix::io::{preadv2, Errno, ReadWriteFlags};
+    let mut byte = [0u8; 1];
+    loop {
+        match preadv2(
+            file,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            offset,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(_) => return Some(true),
+            Err(Errno::AGAIN) => return Some(false),
+            Err(Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Bytes of `path` in the page cache, by util-linux's `fincore`; `None` without it.
+    #[cfg(target_os = "linux")]
+    fn cached_bytes(path: &Path) -> Option<u64> {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
-    fn prefetch_reads_a_cold_range_into_the_page_cache() {
+    fn prefetch_reads_cold_ranges_into_the_page_cache_and_nothing_else() {
         // Under target/, on the disk the build uses: /tmp may be a tmpfs, whose pages cannot be dropped.
         let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let dir = tempfile::tempdir_in(&target).or_else(|_| tempfile::tempdir()).unwrap();
         let path = dir.path().join("f");
-        std::fs::write(&path, vec![7u8; 4 << 20]).unwrap();
+        std::fs::write(&path, vec![7u8; 8 << 20]).unwrap();
         std::fs::File::open(&path).unwrap().sync_all().unwrap();
         // GNU dd's `iflag=nocache count=0` drops the file's pages (posix_fadvise DONTNEED).
         let dropped = std::process::Command::new("dd")
@@ -165,28 +202,50 @@ mod tests {
             .output()
             .is_ok_and(|out| out.status.success());
         let region = Region::open(&path, false).unwrap();
-        let map = region.map.as_ref().unwrap();
-        if !dropped || is_resident(map, 0) || is_resident(map, 3 << 20) {
+        if !dropped || cached_bytes(&path) != Some(0) {
             eprintln!(
-                "skipped: the page cache of {} cannot be dropped here (tmpfs?)",
+                "skipped: no dd or fincore, or the page cache of {} cannot be dropped (tmpfs?)",
                 path.display()
             );
             return;
         }
-        // 128 KiB: within any device's readahead limit, which caps what one WILLNEED reads.
-        region.prefetch(0..128 << 10);
+        // Two ranges of 128 KiB (within any device's readahead limit, which caps what one WILLNEED reads),
+        // far apart; the rest of the file must stay out. (Polled with fincore: a probe of a cold page would
+        // start reading it.)
+        let ranges = [0..128 << 10, (4 << 20)..(4 << 20) + (128 << 10)];
+        region.prefetch(&ranges);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !(is_resident(map, 0) && is_resident(map, (128 << 10) - 1)) {
+        let mut cached = 0;
+        while cached < 256 << 10 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            cached = cached_bytes(&path).unwrap();
+        }
+        assert!((256 << 10..4 << 20).contains(&cached), "{cached} bytes cached");
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(ranges.iter().all(
+            |r| is_cached(&file, r.start as u64) == Some(true) && is_cached(&file, r.end as u64 - 1) == Some(true)
+        ));
+        // Already cached: nothing more is read. Out of bounds and empty ranges are ignored.
+        region.prefetch(&[0..128 << 10, 0..(9 << 20), 10..10]);
+        assert_eq!(cached_bytes(&path), Some(cached));
+        // After WARM_AFTER_PROBES cached ranges, the rest is not even probed (a probe of a cold page would
+        // start reading it); one cold range among the first ones keeps every range probed.
+        let far = (6 << 20)..(6 << 20) + (128 << 10);
+        region.prefetch(&[vec![0..4096; WARM_AFTER_PROBES], vec![far.clone()]].concat());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(
+            cached_bytes(&path),
+            Some(cached),
+            "a range past the warm probes was read"
+        );
+        region.prefetch(&[vec![0..4096; WARM_AFTER_PROBES - 1], vec![far]].concat());
+        while cached_bytes(&path) < Some(cached + (128 << 10)) {
             assert!(
-                std::time::Instant::now() < deadline,
-                "the prefetched range never arrived"
+                std::time::Instant::now() < deadline + std::time::Duration::from_secs(5),
+                "never read"
             );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        assert!(!is_resident(map, 3 << 20), "a range not prefetched was read too");
-        // Out of bounds and empty ranges are ignored.
-        region.prefetch(0..(5 << 20));
-        region.prefetch(10..10);
     }
 
     #[test]

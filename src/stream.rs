@@ -7,7 +7,7 @@
 //! and leaves partial cache lines at its ends): callers stream only batches of at least `STREAM_BATCH_BYTES`,
 //! and within them only items of at least `STREAM_ITEM_BYTES`.
 //!
-//! This module holds one of the core's `unsafe` sites (the others are in `mmap`): the SSE2 load and store
+//! This module holds the core's second `unsafe` site (the first is in `mmap`): the SSE2 load and store
 //! intrinsics take raw pointers. SSE2 is part of every x86-64 target that is not built without it, so there
 //! is nothing to detect at run time; elsewhere the copy is a plain `copy_from_slice`.
 

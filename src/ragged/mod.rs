@@ -191,14 +191,14 @@ impl RaggedStore {
         let mut placed = Vec::with_capacity(items.len());
         let mut rest = out;
         let mut at = 0u64;
+        let mut cold_candidates = Vec::new();
         for item in items {
             let range = item.start as usize * itemsize..item.end as usize * itemsize;
             if range.len() > rest.len() {
                 return Err(Error::InvalidArgument("gather output buffer is too small".into()));
             }
             if range.len() >= PREFETCH_ITEM_BYTES {
-                // Asked for all at once: the reads of cold items overlap each other and the copies.
-                self.data.region().prefetch(range.clone());
+                cold_candidates.push(range.clone());
             }
             let src = &data[range];
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(src.len());
@@ -212,6 +212,8 @@ impl RaggedStore {
             });
             at += count;
         }
+        // Cold items are asked for all at once: their reads overlap each other and the copies.
+        self.data.region().prefetch(&cold_candidates);
         copy_all(copies, at as usize * itemsize);
         Ok(placed)
     }
