@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import sys
 import threading
 import time
@@ -339,6 +341,44 @@ def test_a_batch_beyond_the_caches_is_copied_whole_at_every_alignment(tmp_path: 
         for view, i in zip(views, indices, strict=True):
             assert np.array_equal(view, items[i])
     assert not out[sum(items[i].nbytes for i in indices) :].any()
+
+
+def _cached(path: Path, offset: int) -> bool:
+    """Whether the byte at ``offset`` of ``path`` is in the page cache (a read that may not wait for the disk)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(1)], offset, os.RWF_NOWAIT)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache probes need Linux")
+def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
+    # Items of 64 KiB or more are prefetched when cold. The store goes under target/, on a disk, where pytest's
+    # tmp_path may be on a tmpfs (which keeps its pages); the test skips when eviction does not work.
+    rng = np.random.default_rng(4)
+    items = [rng.integers(0, 256, (64 + k, 1024 + 3 * k), dtype=np.uint8) for k in range(24)]
+    store_dir = Path(__file__).resolve().parent.parent / "target" / f"cold-gather-{os.getpid()}"
+    store_dir.parent.mkdir(exist_ok=True)
+    try:
+        RaggedMmap.from_lists(store_dir, items)
+        data = store_dir / "data.ninja"
+        fd = os.open(data, os.O_RDONLY)
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        if _cached(data, 0) or _cached(data, os.path.getsize(data) - 1):
+            pytest.skip("the page cache of the store cannot be dropped here")
+        store = RaggedMmap(store_dir)
+        order = rng.permutation(len(items))
+        for view, i in zip(store.gather(order), order, strict=True):
+            assert np.array_equal(view, items[i])
+        assert _cached(data, os.path.getsize(data) - 1)
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
 
 
 def test_gather_releases_the_gil(tmp_path: Path) -> None:
