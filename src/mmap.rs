@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[cfg(target_os = "linux")]
 use memmap2::Advice;
@@ -19,6 +20,8 @@ pub struct Region {
     path: PathBuf,
     /// Device and inode of the mapped file: a replaced store has a new data file, an extended one the same.
     identity: (u64, u64),
+    /// Set once the file system turned down a page-cache probe (`prefetch`): no more are tried.
+    no_probes: AtomicBool,
 }
 
 impl Region {
@@ -47,6 +50,7 @@ impl Region {
             writable,
             path: path.to_path_buf(),
             identity,
+            no_probes: AtomicBool::new(false),
         })
     }
 
@@ -69,20 +73,28 @@ impl Region {
     }
 
     /// Starts reading the bytes of each of `ranges` into the page cache unless the page holding its first byte
-    /// is there already: a one-byte `preadv2(RWF_NOWAIT)` asks (it fails with EAGAIN rather than wait for the
-    /// disk), and a cold range gets one `madvise(MADV_WILLNEED)`, which queues its reads (up to the device's
-    /// readahead limit) and returns. Touched page by page instead, a cold range is read one readahead window
-    /// around each fault, each read waited for before the next is asked for. `madvise` alone would do, but on
-    /// a range already in memory it costs about 12 us per 600 KB, the probe about 1 us; and when the first
-    /// `WARM_AFTER_PROBES` ranges are all in memory, the rest is taken to be too and is not probed (its
-    /// misses fault as they would without this), so a warm batch pays a few probes, not one per item. The
-    /// file is opened for the call (a store keeps no descriptor open) and must still be the one mapped. A
-    /// hint: anything failing, or a system other than Linux, just means no prefetch.
+    /// is there already: a one-byte `preadv2(RWF_NOWAIT)` asks (it fails with EAGAIN instead of reading from
+    /// the disk, though finding the data on disk may still block briefly), and a cold range gets one
+    /// `madvise(MADV_WILLNEED)`, which queues its reads and returns (the kernel caps one call at the larger
+    /// of the device's readahead and request sizes). Touched page by page instead, a cold range is read one
+    /// readahead window around each fault, each read waited for before the next is asked for.
+    ///
+    /// `madvise` alone would do, but on a range already in memory it costs about 12 us per 600 KB, the probe
+    /// about 1 us; and when the first `WARM_AFTER_PROBES` ranges are all in memory, the rest are taken to be
+    /// too and are not probed (their misses fault as they would without this), so a warm batch pays a few
+    /// probes, not one per item. The price: with a fraction p of the items in memory, a batch goes
+    /// unprefetched with probability p^8. The file is opened for the call (a store keeps no descriptor open)
+    /// and must still be the one mapped. A hint: nothing changes when a call fails; a file system without
+    /// RWF_NOWAIT (some network file systems) gets no prefetch, and no more probes, from then on.
     pub fn prefetch(&self, ranges: &[Range<usize>]) {
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::MetadataExt;
             let Some(map) = &self.map else { return };
+            let mut ranges = ranges.iter().filter(|r| !r.is_empty() && r.end <= map.len()).peekable();
+            if ranges.peek().is_none() || self.no_probes.load(Ordering::Relaxed) {
+                return;
+            }
             let Ok((file, meta)) = crate::files::open_regular(&self.path, false) else {
                 return;
             };
@@ -90,18 +102,18 @@ impl Region {
                 return;
             }
             let mut all_cached = true;
-            let ranges = ranges.iter().filter(|r| !r.is_empty() && r.end <= map.len());
             for (k, range) in ranges.enumerate() {
                 if all_cached && k == WARM_AFTER_PROBES {
                     return;
                 }
                 match is_cached(&file, range.start as u64) {
-                    Some(true) => {}
-                    Some(false) => {
+                    Ok(true) => {}
+                    Ok(false) => {
                         all_cached = false;
                         drop(map.advise_range(Advice::WillNeed, range.start, range.len()));
                     }
-                    None => return,
+                    Err(Unanswered::Unsupported) => return self.no_probes.store(true, Ordering::Relaxed),
+                    Err(Unanswered::Failed) => return,
                 }
             }
         }
@@ -147,10 +159,20 @@ impl Region {
 #[cfg(target_os = "linux")]
 const WARM_AFTER_PROBES: usize = 8;
 
-/// Whether the byte at `offset` of `file` is in the page cache, `None` when the system cannot tell (no
-/// RWF_NOWAIT for this file system, an I/O error). A miss also starts the read-ahead at `offset`.
+/// Why `is_cached` could not tell.
 #[cfg(target_os = "linux")]
-fn is_cached(file: &std::fs::File, offset: u64) -> Option<bool> {
+#[derive(Debug, PartialEq, Eq)]
+enum Unanswered {
+    /// The system or file system has no RWF_NOWAIT reads: asking again is pointless.
+    Unsupported,
+    /// An I/O error, or `offset` past the end of the file (which shrank).
+    Failed,
+}
+
+/// Whether the byte at `offset` of `file` is in the page cache. On Linux 5.9 and later a miss also starts
+/// a small read-ahead at `offset`.
+#[cfg(target_os = "linux")]
+fn is_cached(file: &std::fs::File, offset: u64) -> std::result::Result<bool, Unanswered> {
     use rustix::io::{preadv2, Errno, ReadWriteFlags};
     let mut byte = [0u8; 1];
     loop {
@@ -160,10 +182,12 @@ fn is_cached(file: &std::fs::File, offset: u64) -> Option<bool> {
             offset,
             ReadWriteFlags::NOWAIT,
         ) {
-            Ok(_) => return Some(true),
-            Err(Errno::AGAIN) => return Some(false),
+            Ok(0) => return Err(Unanswered::Failed),
+            Ok(_) => return Ok(true),
+            Err(Errno::AGAIN) => return Ok(false),
             Err(Errno::INTR) => continue,
-            Err(_) => return None,
+            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => return Err(Unanswered::Unsupported),
+            Err(_) => return Err(Unanswered::Failed),
         }
     }
 }
@@ -202,9 +226,11 @@ mod tests {
             .output()
             .is_ok_and(|out| out.status.success());
         let region = Region::open(&path, false).unwrap();
-        if !dropped || cached_bytes(&path) != Some(0) {
+        // A probe at the end of the file reads nothing, and tells whether the system has RWF_NOWAIT.
+        let probes = is_cached(&std::fs::File::open(&path).unwrap(), 8 << 20) == Err(Unanswered::Failed);
+        if !dropped || !probes || cached_bytes(&path) != Some(0) {
             eprintln!(
-                "skipped: no dd or fincore, or the page cache of {} cannot be dropped (tmpfs?)",
+                "skipped: no dd, fincore or RWF_NOWAIT, or the page cache of {} cannot be dropped (tmpfs?)",
                 path.display()
             );
             return;
@@ -222,9 +248,9 @@ mod tests {
         }
         assert!((256 << 10..4 << 20).contains(&cached), "{cached} bytes cached");
         let file = std::fs::File::open(&path).unwrap();
-        assert!(ranges.iter().all(
-            |r| is_cached(&file, r.start as u64) == Some(true) && is_cached(&file, r.end as u64 - 1) == Some(true)
-        ));
+        assert!(ranges
+            .iter()
+            .all(|r| is_cached(&file, r.start as u64) == Ok(true) && is_cached(&file, r.end as u64 - 1) == Ok(true)));
         // Already cached: nothing more is read. Out of bounds and empty ranges are ignored.
         region.prefetch(&[0..128 << 10, 0..(9 << 20), 10..10]);
         assert_eq!(cached_bytes(&path), Some(cached));

@@ -344,25 +344,32 @@ def test_a_batch_beyond_the_caches_is_copied_whole_at_every_alignment(tmp_path: 
 
 
 def _cached(path: Path, offset: int) -> bool:
-    """Whether the byte at ``offset`` of ``path`` is in the page cache (a read that may not wait for the disk)."""
+    """Whether the byte at ``offset`` of ``path`` is in the page cache (a read that may not wait for the disk);
+    skips the test where the file system cannot tell."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.preadv(fd, [bytearray(1)], offset, os.RWF_NOWAIT)
         return True
     except BlockingIOError:
         return False
+    except OSError as exc:
+        pytest.skip(f"no RWF_NOWAIT reads here: {exc}")
     finally:
         os.close(fd)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache probes need Linux")
 def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
-    # Items of 64 KiB or more are prefetched when cold. The store goes under target/, on a disk, where pytest's
-    # tmp_path may be on a tmpfs (which keeps its pages); the test skips when eviction does not work.
+    # Items of 64 KiB or more are prefetched when cold: this checks that what such a gather returns is right
+    # (that the prefetch happens is src/mmap.rs's test). The store goes under target/, on a disk, where
+    # pytest's tmp_path may be on a tmpfs (which keeps its pages); the test skips when eviction does not work.
     rng = np.random.default_rng(4)
     items = [rng.integers(0, 256, (64 + k, 1024 + 3 * k), dtype=np.uint8) for k in range(24)]
     store_dir = Path(__file__).resolve().parent.parent / "target" / f"cold-gather-{os.getpid()}"
-    store_dir.parent.mkdir(exist_ok=True)
+    try:
+        store_dir.parent.mkdir(exist_ok=True)
+    except OSError:
+        pytest.skip("target/ cannot be written (a read-only checkout)")
     try:
         RaggedMmap.from_lists(store_dir, items)
         data = store_dir / "data.ninja"
@@ -376,7 +383,6 @@ def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
         order = rng.permutation(len(items))
         for view, i in zip(store.gather(order), order, strict=True):
             assert np.array_equal(view, items[i])
-        assert _cached(data, os.path.getsize(data) - 1)
     finally:
         shutil.rmtree(store_dir, ignore_errors=True)
 
