@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmap_ninja import CorruptStoreError, StoreReplacedError
+from mmap_ninja import CorruptStoreError, StoreReplacedError, ragged
 from mmap_ninja.parallel import make_indexable
 from mmap_ninja.ragged import RaggedMmap
 
@@ -234,6 +235,33 @@ def test_threads_backend_runs_items_concurrently_without_pickling(tmp_path: Path
     assert peak[0] == 2
     with pytest.raises(ValueError, match="backend"):
         RaggedMmap.from_indexable(tmp_path / "x", item, 8, n_jobs=2, backend="dask")
+
+
+def test_parallel_items_reach_the_writer_task_by_task_not_span_by_span(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Items 8.. wait for the writer to have item 0: if a span's items were handed on only once all its tasks
+    # were done, item 0 would reach the writer only after those waits time out.
+    wrote_first = threading.Event()
+    waited_in_vain: list[int] = []
+    push = ragged._push
+
+    def recording_push(*args: Any) -> Any:
+        written = push(*args)
+        wrote_first.set()
+        return written
+
+    monkeypatch.setattr(ragged, "_push", recording_push)
+
+    def item(i: int) -> np.ndarray:
+        if i >= 8 and not wrote_first.wait(10):
+            waited_in_vain.append(i)
+            wrote_first.set()  # fail once, not once per item
+        return np.full(2, i)
+
+    store = RaggedMmap.from_indexable(tmp_path / "r", make_indexable(item, 16), 16, n_jobs=2, backend="threads")
+    assert [x.tolist() for x in store] == [[i, i] for i in range(16)]  # tasks of 2 items
+    assert waited_in_vain == []
 
 
 def test_bad_batch_size_and_keys(tmp_path: Path) -> None:

@@ -180,11 +180,11 @@ def from_indexable_base(
 ) -> T:
     """Builds a store from ``indexable[i]`` (or ``indexable(i)``) for i = 0, 1, ... until ``len(indexable)`` or
     an IndexError/KeyError; ``n_jobs`` > 1 computes each batch's items in parallel with joblib."""
-    from .parallel import collect_batches
+    from .parallel import collect_chunks
 
     size = check_batch_size(batch_size)
-    batches = collect_batches(indexable, size, n_jobs, verbose)
-    return from_generator_base(out_dir, (s for b in batches for s in b), size, batch_ctor, extend_fn, **kwargs)
+    chunks = collect_chunks(indexable, size, n_jobs, verbose)
+    return from_generator_base(out_dir, (s for c in chunks for s in c), size, batch_ctor, extend_fn, **kwargs)
 
 
 def normalize_indices(item: Any, n: int) -> np.ndarray:

@@ -2,8 +2,9 @@
 threads with ``backend="threads"``), in index order, until ``len(indexable)`` or the first IndexError/KeyError.
 
 In parallel the indexable is pickled once per call and each worker unpickles it once (small ones travel with
-the tasks, large ones through a temporary file); tasks are contiguous index ranges, the next batch computes
-while the current one is written, and the worker processes are reused across calls. mmap-ninja 0.9.0 sent
+the tasks, large ones through a temporary file); tasks are contiguous index ranges whose items are handed on
+as soon as they and the tasks before them are done, the next span's tasks are queued while the current one's
+are handed on, and the worker processes are reused across calls. mmap-ninja 0.9.0 sent
 the indexable with every item, which made its parallel path slower than its serial one. Large results come
 back through shared memory rather than loky's pipe (see ``_shipping``).
 """
@@ -14,7 +15,8 @@ import atexit
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from enum import Enum
 from typing import Any
@@ -144,21 +146,23 @@ class _Pool:
         return task
 
     def map(self, spans: Iterator[tuple[int, int]]) -> Iterator[list[Any]]:
-        """Results of each span in order, the next span already computing while one is consumed."""
-        pending: list[Future[Any]] = []
+        """The results of each task in index order, each as soon as it and the tasks before it are done (the
+        writer streams them to disk while the workers compute), the next span already queued meanwhile."""
+        pending: deque[Future[Any]] = deque()
         submitted: list[Future[Any]] = []
         try:
             for span in spans:
                 self._submit(*span, into=submitted)
-                if pending:
-                    yield _items(pending)
-                pending, submitted = submitted, []
-            if pending:
-                yield _items(pending)
+                while pending:
+                    yield _next(pending)
+                pending.extend(submitted)
+                submitted.clear()
+            while pending:
+                yield _next(pending)
         finally:
-            # Stopped early (an error, the consumer gone): cancel what has not started, including the batch
-            # computing ahead, and wait for what has, before the payload file goes away.
-            unfinished = pending + submitted
+            # Stopped early (an error, the consumer gone): cancel what has not started, including the span
+            # queued ahead, and wait for what has, before the payload file goes away.
+            unfinished = [*pending, *submitted]
             for future in unfinished:
                 future.cancel()
             for future in unfinished:
@@ -178,9 +182,12 @@ class _Pool:
             os.unlink(self.file)
 
 
-def _items(futures: list[Future[Any]]) -> list[Any]:
-    """The items of a span's tasks, in order (arrays a worker shipped are mapped from its file)."""
-    return [item for future in futures for item in _shipping.receive(future.result())]
+def _next(pending: deque[Future[Any]]) -> list[Any]:
+    """The items of the first pending task, in order (arrays a worker shipped are mapped from its file). The
+    task stays pending until they are received, so that an interrupted wait still cleans up after it."""
+    items = _shipping.receive(pending[0].result())
+    pending.popleft()
+    return items
 
 
 def _broken(executor: Any) -> bool:
@@ -225,20 +232,21 @@ def _spans(length: int | None, batch_size: int) -> Iterator[tuple[int, int]]:
 BACKENDS = ("processes", "threads")
 
 
-def collect_batches(
+def collect_chunks(
     indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool, backend: str = "processes"
-) -> Iterator[list[Any]]:
-    """Yields lists of up to ``batch_size`` items in index order."""
+) -> Generator[list[Any], None, None]:
+    """Yields the items in index order, in lists as they are ready: whole spans of ``batch_size`` serially,
+    each task's items in parallel."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     get = _getter(indexable)
     length = _length(indexable)
     spans = _spans(length, batch_size)
     pool = _Threads if backend == "threads" else _Pool
-    batches = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else pool(get, n_jobs).map(spans)
+    chunks = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else pool(get, n_jobs).map(spans)
     bar = progress(iter(()), verbose, total=length)
     try:
-        for results in batches:
+        for results in chunks:
             # Up to the first missing index: in parallel, chunks after it may have found items past a gap,
             # which the serial path never reaches.
             end = next((k for k, r in enumerate(results) if r is EXHAUSTED), len(results))  # `is`: items may be arrays
@@ -250,10 +258,28 @@ def collect_batches(
             if len(items) < len(results):
                 return
     finally:
-        if hasattr(batches, "close"):
-            batches.close()
+        if hasattr(chunks, "close"):
+            chunks.close()
         if hasattr(bar, "close"):
             bar.close()
+
+
+def collect_batches(
+    indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool, backend: str = "processes"
+) -> Iterator[list[Any]]:
+    """Yields lists of ``batch_size`` items in index order, the last one possibly shorter."""
+    chunks = collect_chunks(indexable, batch_size, n_jobs, verbose, backend)
+    batch: list[Any] = []
+    try:
+        for chunk in chunks:
+            batch.extend(chunk)
+            while len(batch) >= batch_size:
+                yield batch[:batch_size]
+                batch = batch[batch_size:]
+        if batch:
+            yield batch
+    finally:
+        chunks.close()
 
 
 class _IndexableWrap:

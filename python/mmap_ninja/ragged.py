@@ -26,7 +26,7 @@ from .base import (
     require_sound,
     wait_seconds,
 )
-from .parallel import collect_batches
+from .parallel import collect_chunks
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
 _WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
@@ -450,5 +450,5 @@ class RaggedMmap:
         as mmap-ninja 0.9.0), or with ``backend="threads"`` in threads, which pickle nothing and pay off when
         the item function releases the GIL (image decoding with Pillow or OpenCV, zlib, numpy)."""
         size = check_batch_size(batch_size)
-        batches = collect_batches(indexable, size, n_jobs, verbose, backend)
-        return cls.from_generator(out_dir, (item for batch in batches for item in batch), size, **kwargs)
+        chunks = collect_chunks(indexable, size, n_jobs, verbose, backend)
+        return cls.from_generator(out_dir, (item for chunk in chunks for item in chunk), size, **kwargs)
