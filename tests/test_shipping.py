@@ -91,6 +91,23 @@ def test_small_arrays_and_failures_take_the_pipe(tmp_path: Path, monkeypatch: py
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="no PID namespaces")
+def test_the_pid_namespace_is_looked_up_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up, stat = [], os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(path)
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(_shipping, "_NAMESPACE", None)
+    monkeypatch.setattr(_shipping.os, "stat", counting_stat)
+    assert _shipping._prefix(1) == _shipping._prefix(1) == f"mmap_ninja_ship_{stat('/proc/self/ns/pid').st_ino}_1_"
+    assert looked_up == ["/proc/self/ns/pid"]
+    monkeypatch.setattr(_shipping, "_NAMESPACE", (-1, "another process's"))  # as inherited by a fork
+    _shipping._namespace()
+    assert len(looked_up) == 2
+
+
 def item_or_fail(i: int) -> np.ndarray:
     if i == 3:
         raise RuntimeError("item 3 is broken")

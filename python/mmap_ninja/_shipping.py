@@ -37,12 +37,20 @@ ALIGN = 64
 _PREFIX = "mmap_ninja_ship_"
 
 
+# This process's PID namespace, looked up once per process (every task names its file after it).
+_NAMESPACE: tuple[int, str] | None = None
+
+
 def _namespace() -> str:
     """Our PID namespace: process ids of another container sharing /dev/shm mean nothing here."""
-    try:
-        return str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        return "0"
+    global _NAMESPACE
+    if _NAMESPACE is None or _NAMESPACE[0] != os.getpid():
+        try:
+            name = str(os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            name = "0"
+        _NAMESPACE = (os.getpid(), name)
+    return _NAMESPACE[1]
 
 
 def _namespace_prefix() -> str:
