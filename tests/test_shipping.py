@@ -5,9 +5,11 @@ orphaned files do not stay behind."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 from mmap_ninja import _shipping
-from mmap_ninja.parallel import _worker_range, collect_batches
+from mmap_ninja.parallel import _worker_range, collect_batches, collect_chunks
 from mmap_ninja.ragged import RaggedMmap
 
 BIG = _shipping.MIN_SHIPPED_BYTES
@@ -147,6 +149,33 @@ def test_parallel_build_and_an_abandoned_collection_leave_no_file(tmp_path: Path
     first = next(batches)
     batches.close()  # the batch computing ahead was shipped and is never read
     assert len(first) == 16 and first[3][0, 0] == 3 and first[3].flags.writeable
+    assert leftovers() == []
+
+
+class Interrupted(Exception):
+    pass
+
+
+def slow_big_item(i: int) -> np.ndarray:
+    time.sleep(1.0 if i == 0 else 0.0)
+    return np.full(BIG, i, np.uint8)
+
+
+@pytest.mark.skipif(not _shipping.SHM_DIR.is_dir() or not hasattr(signal, "setitimer"), reason="no /dev/shm, timer")
+def test_a_wait_interrupted_while_a_task_runs_waits_for_it_and_leaves_no_file() -> None:
+    def interrupt(*_: Any) -> None:
+        raise Interrupted
+
+    chunks = collect_chunks(slow_big_item, 16, 2, False)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)  # (as Ctrl-C) while the first task still computes
+        with pytest.raises(Interrupted):
+            next(chunks)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(1.0)  # a task left running would ship its file by now
     assert leftovers() == []
 
 
