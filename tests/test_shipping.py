@@ -166,6 +166,7 @@ def test_a_wait_interrupted_while_a_task_runs_waits_for_it_and_leaves_no_file() 
     def interrupt(*_: Any) -> None:
         raise Interrupted
 
+    list(collect_chunks(lambda i: np.zeros(1) if i < 4 else [][0], 2, 2, False))  # the pool is up
     chunks = collect_chunks(slow_big_item, 16, 2, False)
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
