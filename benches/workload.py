@@ -372,8 +372,10 @@ class PeakAnon:
 
 
 def drop_page_cache(root: Path) -> None:
-    """Evicts every file of ``root`` from the page cache (pages mapped by a live process stay). Mirrors
-    ``mmap_ninja.bench.drop_cache``: this script also runs under the reference, which cannot import ours."""
+    """Evicts every file of ``root`` from the page cache (pages mapped by a live process stay: the garbage
+    collector first drops this process's unreachable stores). Mirrors ``mmap_ninja.bench.drop_cache``: this
+    script also runs under the reference, which cannot import ours."""
+    gc.collect()
     for path in sorted(root.rglob("*")):
         if path.is_file():
             fd = os.open(path, os.O_RDONLY)
@@ -492,7 +494,6 @@ def _cold_figures(ctx: Ctx) -> dict[str, Result]:
     read_mb = (disk_read_bytes() - read0) / 1e6 if read0 >= 0 else -1.0
     cold_floor = touched_floor = None
     if ctx.floor:
-        gc.collect()
         drop_page_cache(store_dir)
         cold_floor = _cold_pread_us(store_dir / "data.ninja", ctx.spec, indices)
         slices = ctx.image_slices(indices)
@@ -515,7 +516,6 @@ def fig_gather_cold(ctx: Ctx) -> dict[str, Result]:
     store_dir = ctx.data / "images"
 
     def copy_cold(batch: list[int]) -> float:
-        gc.collect()
         drop_page_cache(store_dir)
         store = RaggedMmap(store_dir)
         if hasattr(store, "gather"):
@@ -527,7 +527,6 @@ def fig_gather_cold(ctx: Ctx) -> dict[str, Result]:
         batch = rand_batches(ctx.sizes.images, 1, seed)[0]
         times.append(copy_cold(batch))
         if ctx.floor:
-            gc.collect()
             drop_page_cache(store_dir)
             floors.append(_cold_pread_us(store_dir / "data.ninja", ctx.spec, batch) * len(batch) / 1e3)
     return {"batch256_gather_cold_ms": result(statistics.median(times), statistics.median(floors) if floors else None)}

@@ -191,7 +191,6 @@ impl DenseStore {
     }
 }
 
-/// Reads and validates `dtype.ninja`, `shape.ninja` and `order.ninja` of `dir`.
 /// Whether `DenseStore::open_dir` reads `order.ninja`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OrderFile {
@@ -203,6 +202,8 @@ pub(crate) enum OrderFile {
     Ignore,
 }
 
+/// Reads and validates `dtype.ninja`, `shape.ninja` (unless its bytes are given) and, as `order_file` says,
+/// `order.ninja` of `dir`.
 fn read_layout(dir: &Path, shape: Option<Vec<u8>>, order_file: OrderFile) -> Result<(Dtype, Vec<u64>, Order)> {
     let dtype_path = dir.join(format::DTYPE_FILE);
     let name = files::read_text(&dtype_path, format::MAX_METADATA_BYTES)?;
