@@ -20,8 +20,9 @@ use crate::lock::WriteLock;
 
 /// Where a nested shapes store is built before it is renamed into place.
 const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
-/// Buffer between pushed items and the data file.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Buffer between pushed items and the data file. Small items are gathered into writes of this size; larger
+/// ones are written straight from their own memory (a copy into the buffer first cost as much as the write).
+const WRITE_BUFFER_BYTES: usize = 64 << 10;
 
 /// What a writer knows of the committed store: its item count and how it keeps shapes. Every index column is
 /// written at the item count (never at the column's own length, which a crashed writer may have left longer).
@@ -602,6 +603,26 @@ mod tests {
             format::encode_flag(false)
         );
         assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn items_around_the_write_buffer_size_keep_their_order() {
+        // Small items are buffered, large ones written straight from their memory: the order must hold.
+        let half = WRITE_BUFFER_BYTES / 4; // i16 elements in half a buffer
+        let lens = [3, 2 * half, 1, half, half + 1, 4 * half, 0, 5];
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RaggedWriter::append(dir.path(), &WriteOptions::default()).unwrap();
+        for (k, &n) in lens.iter().enumerate() {
+            let item: Vec<i16> = (0..n).map(|j| (k * 1000 + j % 1000) as i16).collect();
+            w.push(Dtype::Int16, &le(&item), &[n as u64]).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        for (k, &n) in lens.iter().enumerate() {
+            let expected: Vec<i16> = (0..n).map(|j| (k * 1000 + j % 1000) as i16).collect();
+            assert_eq!(values(&s, k as i64), expected, "item {k}");
+        }
     }
 
     #[test]
