@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmap_ninja import CorruptStoreError, StoreReplacedError, ragged
-from mmap_ninja.parallel import make_indexable
+from mmap_ninja.parallel import collect_chunks, make_indexable
 from mmap_ninja.ragged import RaggedMmap
 
 from support import assert_item_equal
@@ -260,8 +260,15 @@ def test_parallel_items_reach_the_writer_task_by_task_not_span_by_span(
         return np.full(2, i)
 
     store = RaggedMmap.from_indexable(tmp_path / "r", make_indexable(item, 16), 16, n_jobs=2, backend="threads")
-    assert [x.tolist() for x in store] == [[i, i] for i in range(16)]  # tasks of 2 items
+    assert [x.tolist() for x in store] == [[i, i] for i in range(16)]  # tasks of 4 items
     assert waited_in_vain == []
+
+
+def test_parallel_spans_split_into_two_tasks_per_worker() -> None:
+    # Each task is a loky round trip and a shipped file: a span of 16 on 2 workers is 4 tasks of 4 items
+    # (the tasks' lists reach the caller as they are).
+    chunks = collect_chunks(make_indexable(lambda i: i, 40), 16, 2, False, backend="threads")
+    assert [len(chunk) for chunk in chunks] == [4] * 8 + [2] * 4  # the last span, of 8, too
 
 
 def test_bad_batch_size_and_keys(tmp_path: Path) -> None:
