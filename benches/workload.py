@@ -804,7 +804,7 @@ def fig_build_tokens(ctx: Ctx) -> dict[str, Result]:
 
 def fig_from_indexable(ctx: Ctx) -> dict[str, Result]:
     """``from_indexable`` of PNG decodes, n_jobs=1 vs 2 in alternating pairs (medians; the speed-up is the
-    median pair's ratio); joblib's worker pool is started by an untimed warm-up. Floor: a plain loop / a plain
+    median pair's ratio) after an untimed warm-up build each way. Floor: a plain loop / a plain
     ``joblib.Parallel(n_jobs=2)`` over the same item function."""
     from mmap_ninja.ragged import RaggedMmap
 
@@ -819,9 +819,12 @@ def fig_from_indexable(ctx: Ctx) -> dict[str, Result]:
         RaggedMmap.from_indexable(out_dir, indexable, batch_size=PNG_BATCH, n_jobs=n_jobs, **backend)
         return (time.perf_counter_ns() - start) / 1e9
 
-    build(PngFiles(paths[:4]), 2)  # warm-up: starts the worker pool
-    # Alternating pairs (a build is short, so one pair per round is at the mercy of the noise); the first
-    # pair of a fresh process counts as the others do.
+    # Warm-up, untimed: a full build each way starts the worker pool and grows the heaps (in three fresh
+    # processes the first serial build took 7-60% longer than the next ones, its decodes faulting in fresh
+    # memory).
+    build(files, 1)
+    build(files, 2)
+    # Alternating pairs (a build is short, so one pair per round is at the mercy of the noise).
     pairs = [(build(files, 1), build(files, 2)) for _ in range(FROM_INDEXABLE_PAIRS)]
     serial, parallel = (statistics.median(p[k] for p in pairs) for k in (0, 1))
     speedup = statistics.median(s / p for s, p in pairs)
