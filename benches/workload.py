@@ -819,9 +819,8 @@ def fig_from_indexable(ctx: Ctx) -> dict[str, Result]:
         RaggedMmap.from_indexable(out_dir, indexable, batch_size=PNG_BATCH, n_jobs=n_jobs, **backend)
         return (time.perf_counter_ns() - start) / 1e9
 
-    # Warm-up, untimed: a full build each way starts the worker pool and grows the heaps (in three fresh
-    # processes the first serial build took 7-60% longer than the next ones, its decodes faulting in fresh
-    # memory).
+    # The warm-up starts the worker pool and grows the heaps: in three fresh processes the first serial build
+    # took 7-60% longer than the next ones, its decodes faulting in fresh memory.
     build(files, 1)
     build(files, 2)
     # Alternating pairs (a build is short, so one pair per round is at the mercy of the noise).

@@ -265,8 +265,7 @@ def test_parallel_items_reach_the_writer_task_by_task_not_span_by_span(
 
 
 def test_parallel_spans_split_into_two_tasks_per_worker() -> None:
-    # Each task is a loky round trip and a shipped file: a span of 16 on 2 workers is 4 tasks of 4 items
-    # (the tasks' lists reach the caller as they are).
+    # A span of 16 on 2 workers is 4 tasks of 4 items (the tasks' lists reach the caller as they are).
     chunks = collect_chunks(make_indexable(lambda i: i, 40), 16, 2, False, backend="threads")
     assert [len(chunk) for chunk in chunks] == [4] * 8 + [2] * 4  # the last span, of 8, too
 

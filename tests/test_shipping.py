@@ -193,7 +193,7 @@ def test_results_loky_cannot_send_and_dead_workers_leave_no_file_and_no_broken_p
             os._exit(3)  # a worker dies mid-task (as under the OOM killer)
         return np.full(BIG, i, np.uint8)
 
-    # Batches of 16 run as tasks of 2 items: item 10 is in the file when loky fails to send item 11.
+    # Batches of 16 run as tasks of 4 items: items 8-10 are in the file when loky fails to send item 11.
     with pytest.raises(TypeError, match="lock"):
         list(collect_batches(unpicklable_at_11, 16, 2, False))
     assert leftovers() == []

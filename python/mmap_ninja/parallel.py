@@ -29,7 +29,7 @@ _INLINE_BYTES = 1 << 20
 # Tasks per worker and span (a span is one batch_size of items): more balance the load better at the end of
 # a call, fewer cost less (each is a loky round trip and a shipped file: with 4, a build of 200 decoded PNGs
 # took about 5% longer).
-TASKS_PER_WORKER = 2
+_TASKS_PER_WORKER = 2
 # Seconds an idle worker process waits for the next call before exiting.
 _IDLE_TIMEOUT = 60
 
@@ -139,9 +139,9 @@ class _Pool:
             self.payload = self.file
 
     def _submit(self, start: int, stop: int, into: list[Future[Any]]) -> None:
-        """Adds the span to ``into`` as about ``TASKS_PER_WORKER`` tasks per worker, each a contiguous index range
+        """Adds the span to ``into`` as about ``_TASKS_PER_WORKER`` tasks per worker, each a contiguous index range
         (one by one, so that the tasks submitted before a failure are still waited for and cleaned up)."""
-        chunk = max(1, -(-(stop - start) // (TASKS_PER_WORKER * self.workers)))
+        chunk = max(1, -(-(stop - start) // (_TASKS_PER_WORKER * self.workers)))
         for i in range(start, stop, chunk):
             into.append(self._task(i, min(i + chunk, stop)))
 

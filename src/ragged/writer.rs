@@ -20,8 +20,8 @@ use crate::lock::WriteLock;
 
 /// Where a nested shapes store is built before it is renamed into place.
 const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
-/// Buffer between pushed items and the data file. Small items are gathered into writes of this size; larger
-/// ones are written straight from their own memory (a copy into the buffer first cost as much as the write).
+/// Buffer between pushed items and the data file: smaller items are gathered into writes of up to this size,
+/// an item of this size or more is written straight from its own memory (std's `BufWriter`), without a copy.
 const WRITE_BUFFER_BYTES: usize = 64 << 10;
 
 /// What a writer knows of the committed store: its item count and how it keeps shapes. Every index column is
@@ -612,16 +612,15 @@ mod tests {
         let lens = [3, 2 * half, 1, half, half + 1, 4 * half, 0, 5];
         let dir = tempfile::tempdir().unwrap();
         let mut w = RaggedWriter::append(dir.path(), &WriteOptions::default()).unwrap();
+        let item = |k: usize, n: usize| -> Vec<i16> { (0..n).map(|j| (k * 1000 + j % 1000) as i16).collect() };
         for (k, &n) in lens.iter().enumerate() {
-            let item: Vec<i16> = (0..n).map(|j| (k * 1000 + j % 1000) as i16).collect();
-            w.push(Dtype::Int16, &le(&item), &[n as u64]).unwrap();
+            w.push(Dtype::Int16, &le(&item(k, n)), &[n as u64]).unwrap();
         }
         w.commit().unwrap();
         drop(w);
         let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
         for (k, &n) in lens.iter().enumerate() {
-            let expected: Vec<i16> = (0..n).map(|j| (k * 1000 + j % 1000) as i16).collect();
-            assert_eq!(values(&s, k as i64), expected, "item {k}");
+            assert_eq!(values(&s, k as i64), item(k, n), "item {k}");
         }
     }
 
