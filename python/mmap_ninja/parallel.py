@@ -149,7 +149,7 @@ class _Pool:
         task: Future[Any] = self.executor.submit(_worker_range, self.key, self.payload, start, stop, os.getpid())
         return task
 
-    def map(self, spans: Iterator[tuple[int, int]]) -> Iterator[list[Any]]:
+    def map(self, spans: Iterator[tuple[int, int]]) -> Generator[list[Any], None, None]:
         """The results of each task in index order, each as soon as it and the tasks before it are done (the
         writer streams them to disk while the workers compute), the next span already queued meanwhile."""
         pending: deque[Future[Any]] = deque()
@@ -262,8 +262,7 @@ def collect_chunks(
             if len(items) < len(results):
                 return
     finally:
-        if hasattr(chunks, "close"):
-            chunks.close()
+        chunks.close()
         if hasattr(bar, "close"):
             bar.close()
 
