@@ -264,6 +264,36 @@ def test_parallel_items_reach_the_writer_task_by_task_not_span_by_span(
     assert waited_in_vain == []
 
 
+def _malloc_env(i: int) -> list[str | None] | None:
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    return [os.environ.get(name) for name in names] if i < 4 else [][0]
+
+
+@pytest.mark.parametrize(
+    ("own", "expected"),
+    [
+        ({}, [str(32 << 20), str(64 << 20)]),
+        ({"MALLOC_TRIM_THRESHOLD_": "0"}, [None, "0"]),  # the user tunes malloc: nothing of ours is added
+        ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}, [None, None]),
+    ],
+)
+def test_worker_processes_keep_freed_memory_unless_the_user_tunes_malloc(
+    monkeypatch: pytest.MonkeyPatch, own: dict[str, str], expected: list[str | None]
+) -> None:
+    from mmap_ninja import parallel
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in own.items():
+        monkeypatch.setenv(name, value)
+    parallel._shutdown_executor()  # workers get their environment when the pool starts
+    try:
+        seen = [item for chunk in collect_chunks(_malloc_env, 4, 2, False) for item in chunk]
+    finally:
+        parallel._shutdown_executor()  # the next test starts a pool with the default environment
+    assert seen == [expected] * 4
+
+
 def test_parallel_spans_split_into_two_tasks_per_worker() -> None:
     # A span of 16 on 2 workers is 4 tasks of 4 items (the tasks' lists reach the caller as they are).
     chunks = collect_chunks(make_indexable(lambda i: i, 40), 16, 2, False, backend="threads")

@@ -32,6 +32,12 @@ _INLINE_BYTES = 1 << 20
 _TASKS_PER_WORKER = 2
 # Seconds an idle worker process waits for the next call before exiting.
 _IDLE_TIMEOUT = 60
+# glibc malloc settings of the worker processes: from the start, the largest mmap threshold (32 MiB) that
+# glibc's own tuning reaches as memory is freed, and twice it as trim threshold, so that an item's temporaries
+# reuse the memory of the previous item's. Left to the tuning, a worker could fault in fresh pages for every
+# item: zlib's output buffer of a 200 KB PNG did so in workers (61 faults a decode, 14% more decode CPU), which
+# cost from_indexable(n_jobs=2) a tenth of its speed-up. Other C libraries ignore these variables.
+_WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
 class _Exhausted(Enum):
@@ -126,7 +132,8 @@ class _Pool:
             _shipping.sweep()
             if _EXECUTOR is not None:
                 _EXECUTOR[1].shutdown(wait=False)
-            _EXECUTOR = (self.workers, ProcessPoolExecutor(max_workers=self.workers, timeout=_IDLE_TIMEOUT))
+            executor = ProcessPoolExecutor(max_workers=self.workers, timeout=_IDLE_TIMEOUT, env=_worker_env())
+            _EXECUTOR = (self.workers, executor)
         self.executor = _EXECUTOR[1]
         self.key = uuid.uuid4().hex
         pickled = cloudpickle.dumps(get)
@@ -184,6 +191,14 @@ class _Pool:
         _shipping.remove_call_files(os.getpid(), self.key)
         if self.file is not None:
             os.unlink(self.file)
+
+
+def _worker_env() -> dict[str, str]:
+    """Environment variables the worker processes get on top of ours: our malloc settings, unless the user
+    tunes malloc already (then theirs apply, unchanged)."""
+    if "GLIBC_TUNABLES" in os.environ or any(name in os.environ for name in _WORKER_MALLOC_ENV):
+        return {}
+    return dict(_WORKER_MALLOC_ENV)
 
 
 def _next(pending: deque[Future[Any]]) -> list[Any]:
