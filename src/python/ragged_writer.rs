@@ -92,6 +92,26 @@ impl PyRaggedWriter {
         Ok((items.len(), nbytes))
     }
 
+    /// The byte of the data file where the next item goes.
+    #[getter]
+    fn position(&self) -> u64 {
+        self.inner.as_ref().map_or(0, RaggedWriter::position)
+    }
+
+    /// The data file's current path, creating it for a new store (a temporary file until the first commit
+    /// renames it to `data.ninja`).
+    fn data_file(&mut self) -> PyResult<PathBuf> {
+        Ok(self.writer()?.data_file()?)
+    }
+
+    /// Takes items another process wrote into the data file, back to back from byte `start` (which must be
+    /// `position`), as if they were pushed: C-order elements of `dtype` with `shapes`.
+    fn adopt(&mut self, py: Python<'_>, dtype: &str, start: u64, shapes: Vec<Vec<u64>>) -> PyResult<()> {
+        let dtype = parse_dtype(dtype)?;
+        let writer = self.writer()?;
+        Ok(py.detach(|| writer.adopt(dtype, start, &shapes))?)
+    }
+
     /// Makes every pushed item visible in one atomic step.
     fn commit(&mut self, py: Python<'_>) -> PyResult<()> {
         let writer = self.writer()?;

@@ -155,27 +155,19 @@ impl RaggedWriter {
     }
 
     fn push_item(&mut self, dtype: Dtype, bytes: &[u8], shape: &[u64]) -> Result<()> {
-        match self.dtype {
-            Some(own) if own != dtype => {
-                return Err(Error::InvalidArgument(format!(
-                    "cannot append {dtype} items to a {own} store"
-                )))
-            }
-            _ => self.dtype = Some(dtype),
-        }
+        self.set_dtype(dtype)?;
         if shape.len() > format::MAX_NDIM {
             return Err(Error::InvalidArgument(format!(
                 "an item has more than {} axes",
                 format::MAX_NDIM
             )));
         }
-        let count = format::element_count(shape)
+        let count = element_count(shape, dtype)
             .filter(|c| c.checked_mul(dtype.itemsize() as u64) == Some(bytes.len() as u64))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!("{} bytes do not hold shape {shape:?} of {dtype}", bytes.len()))
             })?;
-        let next = self.next.checked_add(count).filter(|&n| i64::try_from(n).is_ok());
-        let next = next.ok_or_else(|| Error::InvalidArgument("the store would exceed 2^63 elements".into()))?;
+        let next = self.next_after(count)?;
         let written = self.data_writer()?.write_all(bytes);
         written.map_err(|source| Error::Io {
             path: self.data_path(),
@@ -183,6 +175,78 @@ impl RaggedWriter {
         })?;
         self.next = next;
         self.pending.push((count, shape.to_vec()));
+        Ok(())
+    }
+
+    /// Takes `dtype` as the store's, or checks that it is.
+    fn set_dtype(&mut self, dtype: Dtype) -> Result<()> {
+        match self.dtype {
+            Some(own) if own != dtype => Err(Error::InvalidArgument(format!(
+                "cannot append {dtype} items to a {own} store"
+            ))),
+            _ => {
+                self.dtype = Some(dtype);
+                Ok(())
+            }
+        }
+    }
+
+    /// The element offset after `count` more elements, if the store stays within 2^63 elements.
+    fn next_after(&self, count: u64) -> Result<u64> {
+        let next = self.next.checked_add(count).filter(|&n| i64::try_from(n).is_ok());
+        next.ok_or_else(|| Error::InvalidArgument("the store would exceed 2^63 elements".into()))
+    }
+
+    /// Where the next item's bytes go in the data file (0 until a new store gets its first item).
+    pub fn position(&self) -> u64 {
+        self.dtype.map_or(0, |d| self.next.saturating_mul(d.itemsize() as u64))
+    }
+
+    /// The data file items are written to, created now for a new store: until the first commit a
+    /// temporary file, which that commit renames to `data.ninja`.
+    pub fn data_file(&mut self) -> Result<PathBuf> {
+        self.data_writer()?;
+        Ok(self.data_path())
+    }
+
+    /// Takes items that another process wrote into the data file, as `push` takes items: their elements
+    /// (of `dtype`, with `shapes`) must lie back to back from `start`, the byte where the next item goes.
+    /// Visible at the next commit, as pushed items.
+    pub fn adopt(&mut self, dtype: Dtype, start: u64, shapes: &[Vec<u64>]) -> Result<()> {
+        self.check_process()?;
+        self.set_dtype(dtype)?;
+        let counts = shapes
+            .iter()
+            .map(|shape| {
+                element_count(shape, dtype).ok_or_else(|| {
+                    Error::InvalidArgument(format!("shape {shape:?} of {dtype} is too large or has too many axes"))
+                })
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        let total = counts.iter().try_fold(0u64, |sum, &c| sum.checked_add(c));
+        let next = self.next_after(total.unwrap_or(u64::MAX))?;
+        let position = self.position();
+        if start != position {
+            return Err(Error::InvalidArgument(format!(
+                "items placed at byte {start}, but the next item goes at byte {position}"
+            )));
+        }
+        let end = next
+            .checked_mul(dtype.itemsize() as u64)
+            .ok_or_else(|| Error::InvalidArgument("the data would exceed 2^64 bytes".into()))?;
+        let path = self.data_path();
+        let data = self.data_writer()?;
+        data.flush().map_err(Error::io(&path))?;
+        let file = data.get_mut();
+        let len = file.metadata().map_err(Error::io(&path))?.len();
+        if len < end {
+            return Err(Error::InvalidArgument(format!(
+                "items placed up to byte {end}, but the data file holds {len} bytes"
+            )));
+        }
+        file.seek(SeekFrom::Start(end)).map_err(Error::io(&path))?;
+        self.next = next;
+        self.pending.extend(counts.into_iter().zip(shapes.iter().cloned()));
         Ok(())
     }
 
@@ -337,6 +401,12 @@ impl Drop for RaggedWriter {
     }
 }
 
+/// The element count of an item of `shape`, `None` past `MAX_NDIM` axes or 2^64 bytes of `dtype`.
+fn element_count(shape: &[u64], dtype: Dtype) -> Option<u64> {
+    let count = format::element_count(shape).filter(|_| shape.len() <= format::MAX_NDIM)?;
+    count.checked_mul(dtype.itemsize() as u64).map(|_| count)
+}
+
 /// Opens the data file to write from element `next` on (the committed end: bytes past it are leftovers of a
 /// write that never committed, which no reader looks at).
 fn open_data_at(path: &Path, next: u64, dtype: Dtype) -> Result<BufWriter<File>> {
@@ -442,6 +512,65 @@ mod tests {
             .chunks_exact(2)
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect()
+    }
+
+    /// Writes `bytes` at `at` into `path` through a handle of its own, as a worker process does.
+    fn place(path: &Path, at: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .write_all_at(bytes, at)
+            .unwrap();
+    }
+
+    #[test]
+    fn adopted_items_are_read_as_pushed_ones_and_pushes_continue_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("store");
+        let mut w = RaggedWriter::replace(&d, &WriteOptions::default()).unwrap();
+        assert_eq!(w.position(), 0);
+        w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
+        let path = w.data_file().unwrap();
+        place(&path, 4, &le(&[3, 4, 5, 6, 7]));
+        w.adopt(Dtype::Int16, 4, &[vec![2, 2], vec![]]).unwrap();
+        w.commit().unwrap(); // renames the data file: placing continues in data.ninja
+        assert_eq!(w.data_file().unwrap(), d.join(format::DATA_FILE));
+        w.push(Dtype::Int16, &le(&[8]), &[1]).unwrap();
+        assert_eq!(w.position(), 16);
+        place(&w.data_file().unwrap(), 16, &le(&[9, 10]));
+        w.adopt(Dtype::Int16, 16, &[vec![2]]).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        let got: Vec<_> = (0..5).map(|i| values(&s, i)).collect();
+        assert_eq!(got, [vec![1, 2], vec![3, 4, 5, 6], vec![7], vec![8], vec![9, 10]]);
+        assert_eq!(s.locate(1).unwrap().shape, [2, 2]);
+        assert_eq!(s.locate(2).unwrap().shape, Vec::<u64>::new());
+    }
+
+    #[test]
+    fn adopting_refuses_a_gap_an_overlap_missing_bytes_and_another_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("store");
+        let mut w = RaggedWriter::replace(&d, &WriteOptions::default()).unwrap();
+        w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
+        let path = w.data_file().unwrap();
+        place(&path, 4, &le(&[3, 4]));
+        for (dtype, start, shapes) in [
+            (Dtype::Int16, 6, vec![vec![1]]),  // a gap after the pushed item
+            (Dtype::Int16, 2, vec![vec![1]]),  // over the pushed item
+            (Dtype::Int16, 4, vec![vec![3]]),  // 6 bytes, but only 4 are there
+            (Dtype::Uint16, 4, vec![vec![2]]), // another dtype
+        ] {
+            let err = w.adopt(dtype, start, &shapes).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        }
+        w.adopt(Dtype::Int16, 4, &[vec![2]]).unwrap();
+        w.commit().unwrap();
+        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        assert_eq!((s.len(), values(&s, 1)), (2, vec![3, 4]));
     }
 
     #[test]
