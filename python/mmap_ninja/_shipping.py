@@ -61,6 +61,11 @@ def _prefix(parent_pid: int, call: str = "") -> str:
     return f"{_namespace_prefix()}{parent_pid}_{call}"
 
 
+def call_prefix(parent_pid: int, call: str) -> str:
+    """The name prefix of the files of call ``call`` (removed together once the call ends)."""
+    return _prefix(parent_pid, f"{call}_")
+
+
 @dataclass(frozen=True)
 class InFile:
     """An array written to the task's file: its bytes at ``offset``, in memory order ``order``."""
@@ -84,7 +89,7 @@ class Packer:
     """In a worker: takes a task's items one by one, writing the large arrays to one file."""
 
     def __init__(self, parent_pid: int, call: str, shm_dir: Path = SHM_DIR) -> None:
-        self.prefix, self.shm_dir = _prefix(parent_pid, f"{call}_"), shm_dir
+        self.prefix, self.shm_dir = call_prefix(parent_pid, call), shm_dir
         self.fd: int | None = None
         self.path = ""
         self.end = 0
@@ -106,7 +111,7 @@ class Packer:
                 return item
             # Written, not mapped: a full tmpfs fails the write with ENOSPC (a mapping would get SIGBUS).
             # (As bytes in memory order: any dtype, datetimes and records too, and F order without a copy.)
-            _write_all(fd, item.ravel(order="K").view(np.uint8), start)
+            write_all(fd, item.ravel(order="K").view(np.uint8), start)
         except OSError:
             self.failed = True  # what is in the file stays valid; the rest takes the pipe
             return item
@@ -138,7 +143,8 @@ class Packer:
             os.unlink(self.path)
 
 
-def _write_all(fd: int, data: np.ndarray, offset: int) -> None:
+def write_all(fd: int, data: np.ndarray, offset: int) -> None:
+    """Writes the bytes of ``data`` (a 1-D uint8 array) at ``offset``, however many writes that takes."""
     while data.nbytes:
         written = os.pwrite(fd, data.data, offset)
         data, offset = data[written:], offset + written
@@ -172,7 +178,7 @@ def discard(result: Any) -> None:
 
 def remove_call_files(parent_pid: int, call: str, shm_dir: Path = SHM_DIR) -> None:
     """In the parent, once no worker runs a task of ``call``: removes the files of that call still there."""
-    _remove_matching(shm_dir, lambda name: name.startswith(_prefix(parent_pid, f"{call}_")))
+    _remove_matching(shm_dir, lambda name: name.startswith(call_prefix(parent_pid, call)))
 
 
 def sweep(shm_dir: Path = SHM_DIR) -> None:

@@ -6,7 +6,8 @@ the tasks, large ones through a temporary file); tasks are contiguous index rang
 as soon as they and the tasks before them are done, the next span's tasks are queued while the current one's
 are handed on, and the worker processes are reused across calls. mmap-ninja 0.9.0 sent
 the indexable with every item, which made its parallel path slower than its serial one. Large results come
-back through shared memory rather than loky's pipe (see ``_shipping``).
+back through shared memory rather than loky's pipe (see ``_shipping``); when the caller builds a store
+(``PlaceInto``), workers write a task's items straight into its data file instead (see ``_placing``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from . import _shipping
+import numpy as np
+
+from . import _placing, _shipping
 from .base import progress
 
 # Indexables pickled larger than this go to workers through a temporary file instead of with every task.
@@ -97,8 +101,13 @@ def _get_range(
 
 
 def _worker_range(
-    key: str, payload: bytes | str, start: int, stop: int, parent_pid: int
-) -> list[Any] | _shipping.Shipped:
+    key: str,
+    payload: bytes | str,
+    start: int,
+    stop: int,
+    parent_pid: int,
+    place: tuple[_placing.Target, int] | None = None,
+) -> list[Any] | _shipping.Shipped | _placing.Placed:
     get = _WORKER_CACHE.get(key)
     if get is None:
         import cloudpickle
@@ -110,16 +119,47 @@ def _worker_range(
         get = _WORKER_CACHE[key] = cloudpickle.loads(payload)
     packer = _shipping.Packer(parent_pid, key)
     try:
-        return packer.result(_get_range(get, start, stop, packer.pack))
+        if place is None:
+            return packer.result(_get_range(get, start, stop, packer.pack))
+        # The task's items stay in memory until they are placed (a serial build holds a whole span).
+        items = _get_range(get, start, stop)
+        placed = _placing.place(*place, items) if items and items[-1] is not EXHAUSTED else None
+        return placed if placed is not None else packer.result([packer.pack(item) for item in items])
     except BaseException:
         packer.abandon()
         raise
 
 
-class _Pool:
-    """Loky worker processes (kept across calls, idle ones exit after a minute), fed one call's item getter."""
+@dataclass(frozen=True)
+class PlaceInto:
+    """A store being built from the items: its writer's data file (``data_file`` creates it and returns its
+    path, which the first commit renames to ``final_path``), where the next item goes and the store's dtype
+    (``position``, once the items handed on are written), and the dtype the caller set, if any."""
 
-    def __init__(self, get: Callable[[int], Any], n_jobs: int) -> None:
+    data_file: Callable[[], str]
+    final_path: str
+    position: Callable[[], tuple[int, str | None]]
+    dtype: np.dtype[Any] | None
+
+
+class _Pool:
+    """Loky worker processes (kept across calls, idle ones exit after a minute), fed one call's item getter;
+    with ``place_into`` (and a known ``length``), they place the items in the store themselves when they can."""
+
+    # Tasks submitted and handed on; where workers place items (None: they ship them all) and its slots.
+    submitted = handed_on = 0
+    place_into: PlaceInto | None = None
+    target: _placing.Target | None = None
+    slots: _placing.Slots | None = None
+
+    def __init__(
+        self,
+        get: Callable[[int], Any],
+        n_jobs: int,
+        length: int | None = None,
+        batch_size: int = 1,
+        place_into: PlaceInto | None = None,
+    ) -> None:
         try:
             import cloudpickle
             from joblib import effective_n_jobs
@@ -144,16 +184,42 @@ class _Pool:
             with os.fdopen(fd, "wb") as f:
                 f.write(pickled)
             self.payload = self.file
+        if place_into is not None and length is not None:
+            # At most this many tasks per span, plus the first one split in two.
+            tasks = -(-length // batch_size) * _TASKS_PER_WORKER * self.workers + 1
+            self._place(place_into, tasks)
+
+    def _place(self, place_into: PlaceInto, tasks: int) -> None:
+        """Lets the workers place items in ``place_into`` (unless too many tasks or no room for the slots)."""
+        if tasks > _placing.MAX_TASKS or not _shipping.SHM_DIR.is_dir():
+            return
+        path = place_into.data_file()
+        info = os.stat(path)
+        start, _ = place_into.position()
+        try:
+            self.slots = _placing.Slots(os.getpid(), self.key, tasks, start, place_into.dtype)
+        except OSError:
+            return  # a full /dev/shm: the workers ship their items
+        self.place_into = place_into
+        paths = (path, place_into.final_path)
+        self.target = _placing.Target(paths, (info.st_dev, info.st_ino), self.slots.path)
 
     def _submit(self, start: int, stop: int, into: list[Future[Any]]) -> None:
         """Adds the span to ``into`` as about ``_TASKS_PER_WORKER`` tasks per worker, each a contiguous index range
-        (one by one, so that the tasks submitted before a failure are still waited for and cleaned up)."""
+        (one by one, so that the tasks submitted before a failure are still waited for and cleaned up). When
+        workers place items, the call's first task is half the size of the others, so that the workers stay
+        half a task apart and finish their tasks in index order."""
         chunk = max(1, -(-(stop - start) // (_TASKS_PER_WORKER * self.workers)))
-        for i in range(start, stop, chunk):
-            into.append(self._task(i, min(i + chunk, stop)))
+        bounds = list(range(start, stop, chunk))
+        if self.target is not None and self.submitted == 0 and chunk > 1:
+            bounds.insert(1, start + chunk // 2)
+        for i, j in zip(bounds, [*bounds[1:], stop], strict=True):
+            into.append(self._task(i, j))
 
     def _task(self, start: int, stop: int) -> Future[Any]:
-        task: Future[Any] = self.executor.submit(_worker_range, self.key, self.payload, start, stop, os.getpid())
+        place = None if self.target is None else (self.target, self.submitted)
+        self.submitted += 1
+        task: Future[Any] = self.executor.submit(_worker_range, self.key, self.payload, start, stop, os.getpid(), place)
         return task
 
     def map(self, spans: Iterator[tuple[int, int]]) -> Generator[list[Any], None, None]:
@@ -165,11 +231,11 @@ class _Pool:
             for span in spans:
                 self._submit(*span, into=submitted)
                 while pending:
-                    yield _next(pending)
+                    yield from self._hand_on(pending)
                 pending.extend(submitted)
                 submitted.clear()
             while pending:
-                yield _next(pending)
+                yield from self._hand_on(pending)
         finally:
             # Stopped early (an error, the consumer gone): cancel what has not started, including the span
             # queued ahead, and wait for what has, before the payload file goes away.
@@ -181,6 +247,16 @@ class _Pool:
                     _shipping.discard(future.result())
             self.close()
 
+    def _hand_on(self, pending: deque[Future[Any]]) -> Generator[Any, None, None]:
+        """Hands on the first pending task's result; once the caller has written items it got (not placed),
+        tells the workers where the next task starts."""
+        result = _next(pending)
+        task = self.handed_on
+        self.handed_on += 1
+        yield result
+        if self.slots is not None and self.place_into is not None and not isinstance(result, _placing.Placed):
+            self.slots.wrote(task, *self.place_into.position())
+
     def close(self) -> None:
         """No task of this call runs any more: removes what it left (the payload file, results never read)
         and retires an executor that a dead worker broke, so that the next call starts a new one."""
@@ -188,6 +264,8 @@ class _Pool:
         if _EXECUTOR is not None and _EXECUTOR[1] is self.executor and _broken(self.executor):
             _EXECUTOR = None
             self.executor.shutdown(wait=True)  # its other workers may be writing files until they are stopped
+        if self.slots is not None:
+            self.slots.close()
         _shipping.remove_call_files(os.getpid(), self.key)
         if self.file is not None:
             os.unlink(self.file)
@@ -201,10 +279,12 @@ def _worker_env() -> dict[str, str]:
     return dict(_WORKER_MALLOC_ENV)
 
 
-def _next(pending: deque[Future[Any]]) -> list[Any]:
-    """The items of the first pending task, in order (arrays a worker shipped are mapped from its file). The
-    task stays pending until they are received, so that an interrupted wait still cleans up after it."""
-    items = _shipping.receive(pending[0].result())
+def _next(pending: deque[Future[Any]]) -> list[Any] | _placing.Placed:
+    """The items of the first pending task, in order (arrays a worker shipped are mapped from its file), or
+    the note of the items it placed. The task stays pending until they are received, so that an interrupted
+    wait still cleans up after it."""
+    result = pending[0].result()
+    items = result if isinstance(result, _placing.Placed) else _shipping.receive(result)
     pending.popleft()
     return items
 
@@ -252,20 +332,35 @@ BACKENDS = ("processes", "threads")
 
 
 def collect_chunks(
-    indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool, backend: str = "processes"
-) -> Generator[list[Any], None, None]:
+    indexable: Any,
+    batch_size: int,
+    n_jobs: int | None,
+    verbose: bool,
+    backend: str = "processes",
+    place_into: PlaceInto | None = None,
+) -> Generator[Any, None, None]:
     """Yields the items in index order, in lists as they are ready: whole spans of ``batch_size`` serially,
-    each task's items in parallel."""
+    each task's items in parallel. With ``place_into``, worker processes may place a task's items in the
+    store themselves: its list is then a ``Placed`` note, which the caller must adopt."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     get = _getter(indexable)
     length = _length(indexable)
     spans = _spans(length, batch_size)
-    pool = _Threads if backend == "threads" else _Pool
-    chunks = (_get_range(get, *span) for span in spans) if n_jobs in (None, 1) else pool(get, n_jobs).map(spans)
+    if n_jobs in (None, 1):
+        chunks: Generator[Any, None, None] = (_get_range(get, *span) for span in spans)
+    elif backend == "threads":
+        chunks = _Threads(get, n_jobs).map(spans)
+    else:
+        chunks = _Pool(get, n_jobs, length, batch_size, place_into).map(spans)
     bar = progress(iter(()), verbose, total=length)
     try:
         for results in chunks:
+            if isinstance(results, _placing.Placed):
+                if hasattr(bar, "update"):
+                    bar.update(len(results.shapes))
+                yield results
+                continue
             # Up to the first missing index: in parallel, chunks after it may have found items past a gap,
             # which the serial path never reaches.
             end = next((k for k, r in enumerate(results) if r is EXHAUSTED), len(results))  # `is`: items may be arrays

@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from copy import copy
 from itertools import islice
 from pathlib import Path
@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
+from ._placing import Placed
 from .base import (
     Identity,
     PathLike,
@@ -26,7 +27,7 @@ from .base import (
     require_sound,
     wait_seconds,
 )
-from .parallel import collect_chunks
+from .parallel import BACKENDS, PlaceInto, collect_chunks
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
 _WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
@@ -105,22 +106,79 @@ def _write(
     try:
         if dtype is None and writer.dtype is not None:
             dtype = np.dtype(writer.dtype).newbyteorder("<")
-        it = iter(items)
-        take = 1  # items per chunk: grows (at most 8x a chunk) towards _CHUNK_BYTES worth of items
-        since_commit = 0
-        while chunk := list(islice(it, min(take, batch_size - since_commit))):
-            dtype, nbytes = _push(writer, chunk, dtype)
-            since_commit += len(chunk)
-            if since_commit == batch_size:
-                writer.commit()
-                since_commit = 0
-            fit = _CHUNK_BYTES * len(chunk) // nbytes if nbytes else _CHUNK_ITEMS
-            take = max(1, min(take * 8, fit, _CHUNK_ITEMS))
-            del chunk  # before the next chunk is generated: one chunk alive at a time
+        if isinstance(items, _Indexable):
+            _write_chunks(writer, items.chunks(writer, Path(out_dir), dtype), batch_size, dtype)
+        else:
+            _write_items(writer, items, batch_size, dtype)
         writer.commit()
     finally:
         _OPEN_WRITERS.discard(writer)
         writer.close()
+
+
+def _write_items(
+    writer: _native.RaggedWriter, items: Iterable[Any], batch_size: int, dtype: np.dtype[Any] | None
+) -> None:
+    it = iter(items)
+    take = 1  # items per chunk: grows (at most 8x a chunk) towards _CHUNK_BYTES worth of items
+    since_commit = 0
+    while chunk := list(islice(it, min(take, batch_size - since_commit))):
+        dtype, nbytes = _push(writer, chunk, dtype)
+        since_commit += len(chunk)
+        if since_commit == batch_size:
+            writer.commit()
+            since_commit = 0
+        fit = _CHUNK_BYTES * len(chunk) // nbytes if nbytes else _CHUNK_ITEMS
+        take = max(1, min(take * 8, fit, _CHUNK_ITEMS))
+        del chunk  # before the next chunk is generated: one chunk alive at a time
+
+
+def _write_chunks(
+    writer: _native.RaggedWriter, chunks: Generator[Any, None, None], batch_size: int, dtype: np.dtype[Any] | None
+) -> None:
+    """Writes the chunks of ``collect_chunks`` (never across a span of ``batch_size`` items): lists of items,
+    or notes of items a worker placed in the data file, which the writer adopts."""
+    since_commit = 0
+    try:
+        for chunk in chunks:
+            if isinstance(chunk, Placed):
+                writer.adopt(chunk.dtype, chunk.start, chunk.shapes)
+                dtype = np.dtype(chunk.dtype).newbyteorder("<") if dtype is None else dtype
+                since_commit += len(chunk.shapes)
+            else:
+                dtype, _ = _push(writer, chunk, dtype)
+                since_commit += len(chunk)
+            del chunk  # before the next one arrives
+            if since_commit >= batch_size:
+                writer.commit()
+                since_commit = 0
+    finally:
+        chunks.close()  # stops the workers before the writer closes
+
+
+class _Indexable:
+    """What ``from_indexable`` hands to ``from_generator``: its items are computed once the writer exists, so
+    that worker processes can write them into the writer's data file themselves (see ``_placing``)."""
+
+    def __init__(self, indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool, backend: str) -> None:
+        self.indexable, self.batch_size, self.n_jobs = indexable, batch_size, n_jobs
+        self.verbose, self.backend = verbose, backend
+
+    def __iter__(self) -> Iterator[Any]:
+        """The items in index order, all computed the usual way (a writer's ``chunks`` lets workers place them)."""
+        for chunk in collect_chunks(self.indexable, self.batch_size, self.n_jobs, self.verbose, self.backend):
+            yield from chunk
+
+    def chunks(
+        self, writer: _native.RaggedWriter, out_dir: Path, dtype: np.dtype[Any] | None
+    ) -> Generator[Any, None, None]:
+        place_into = PlaceInto(
+            data_file=lambda: str(writer.data_file()),
+            final_path=str(out_dir / "data.ninja"),
+            position=lambda: (writer.position, writer.dtype),
+            dtype=dtype,
+        )
+        return collect_chunks(self.indexable, self.batch_size, self.n_jobs, self.verbose, self.backend, place_into)
 
 
 def _push(writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None) -> tuple[np.dtype[Any], int]:
@@ -429,7 +487,7 @@ class RaggedMmap:
         whatever ``batch_size``); every ``batch_size`` items are committed, so readers see them."""
         _check_keys(**keys)
         size = check_batch_size(batch_size)
-        items = progress(sample_generator, verbose)
+        items = sample_generator if isinstance(sample_generator, _Indexable) else progress(sample_generator, verbose)
         _write(out_dir, items, size, None if dtype is None else store_dtype(dtype), True, wait, durable)
         return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
 
@@ -450,5 +508,6 @@ class RaggedMmap:
         as mmap-ninja 0.9.0), or with ``backend="threads"`` in threads, which pickle nothing and pay off when
         the item function releases the GIL (image decoding with Pillow or OpenCV, zlib, numpy)."""
         size = check_batch_size(batch_size)
-        chunks = collect_chunks(indexable, size, n_jobs, verbose, backend)
-        return cls.from_generator(out_dir, (item for chunk in chunks for item in chunk), size, **kwargs)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        return cls.from_generator(out_dir, _Indexable(indexable, size, n_jobs, verbose, backend), size, **kwargs)

@@ -1,0 +1,203 @@
+"""Worker processes writing items straight into the store's data file (mmap_ninja._placing): a parallel build
+is byte for byte the serial one, whichever tasks were placed by workers and which written by the parent; a
+worker places a task only when every task before it is placed, its items are arrays of the store's dtype and
+the data file is still the parent's; nothing stays behind in /dev/shm."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mmap_ninja import _placing, _shipping, ragged
+from mmap_ninja.ragged import RaggedMmap
+
+pytestmark = pytest.mark.skipif(not _shipping.SHM_DIR.is_dir(), reason="no /dev/shm")
+
+
+def leftovers() -> list[str]:
+    mine = _shipping._prefix(os.getpid())
+    return [name for name in os.listdir(_shipping.SHM_DIR) if name.startswith(mine)]
+
+
+def store_files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def image(i: int) -> Any:
+    rng = np.random.default_rng(i)
+    return rng.integers(0, 60000, (int(rng.integers(1, 30)), int(rng.integers(1, 20))), dtype=np.uint16)
+
+
+class Images:
+    def __len__(self) -> int:
+        return 150
+
+    def __getitem__(self, i: int) -> Any:
+        return image(i)
+
+
+class Mixed(Images):
+    """Mostly uint16 arrays; some items the parent must convert (lists, int64, 0-d, Fortran order)."""
+
+    def __getitem__(self, i: int) -> Any:
+        item = image(i)
+        kinds = [item, item.tolist(), item.astype(np.int64), np.uint16(i), np.asfortranarray(item)]
+        return kinds[i % 5] if i % 3 == 0 else item
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the tasks that reach the writer as placed notes and as lists of items."""
+    counts = {"placed": 0, "lists": 0}
+    write_chunks = ragged._write_chunks
+
+    def counting(writer: Any, chunks: Generator[Any, None, None], *args: Any) -> None:
+        def each() -> Generator[Any, None, None]:
+            try:
+                for chunk in chunks:
+                    counts["placed" if isinstance(chunk, _placing.Placed) else "lists"] += 1
+                    yield chunk
+            finally:
+                chunks.close()
+
+        write_chunks(writer, each(), *args)
+
+    monkeypatch.setattr(ragged, "_write_chunks", counting)
+    return counts
+
+
+@pytest.mark.parametrize(("indexable", "kwargs"), [(Images(), {}), (Mixed(), {}), (Mixed(), {"dtype": np.int32})])
+def test_a_parallel_build_is_byte_for_byte_the_serial_one(
+    tmp_path: Path, counted: dict[str, int], indexable: Images, kwargs: dict[str, Any]
+) -> None:
+    serial = RaggedMmap.from_indexable(tmp_path / "serial", indexable, 40, **kwargs)
+    counted.update(placed=0, lists=0)
+    parallel = RaggedMmap.from_indexable(tmp_path / "parallel", indexable, 40, n_jobs=2, **kwargs)
+    assert store_files(tmp_path / "parallel") == store_files(tmp_path / "serial")
+    assert len(parallel) == len(serial) == 150
+    parallel.verify()
+    if isinstance(indexable, Mixed):
+        assert counted["lists"] >= 1  # the tasks holding items to convert
+    else:
+        # Task 0 starts at byte 0, known from the start: it is always placed (it holds arrays of one dtype).
+        assert counted["placed"] >= 1
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize("obstacle", ["too many tasks", "no room for the slots"])
+def test_without_slots_workers_ship_every_task(
+    tmp_path: Path, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch, obstacle: str
+) -> None:
+    if obstacle == "too many tasks":
+        monkeypatch.setattr(_placing, "MAX_TASKS", 16)  # 150 items in spans of 40: up to 4 x 4 tasks + 1
+    else:
+
+        def full(*args: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "posix_fallocate", full)
+    RaggedMmap.from_indexable(tmp_path / "serial", Images(), 40)
+    counted.update(placed=0, lists=0)
+    RaggedMmap.from_indexable(tmp_path / "parallel", Images(), 40, n_jobs=2)
+    assert store_files(tmp_path / "parallel") == store_files(tmp_path / "serial")
+    assert counted == {"placed": 0, "lists": 16}  # (nor is the first task split in two)
+    assert leftovers() == []
+
+
+def test_the_items_of_a_from_indexable_source_iterate_as_computed() -> None:
+    # What from_generator would write without the placing path: the same items, in order.
+    got = list(ragged._Indexable(Images(), 40, 2, False, "processes"))
+    assert len(got) == 150 and all(np.array_equal(x, image(i)) for i, x in enumerate(got))
+
+
+def test_a_failing_item_stops_the_build_after_its_last_commit_and_leaves_nothing(tmp_path: Path) -> None:
+    class FailsAt125(Images):
+        def __getitem__(self, i: int) -> Any:
+            if i == 125:
+                raise ValueError("bad item 125")
+            return image(i)
+
+    with pytest.raises(ValueError, match="bad item 125"):
+        RaggedMmap.from_indexable(tmp_path / "r", FailsAt125(), 40, n_jobs=2)
+    store = RaggedMmap(tmp_path / "r")
+    store.verify()
+    assert len(store) == 120
+    assert all(np.array_equal(store[i], image(i)) for i in range(120))
+    assert leftovers() == []
+
+
+def slots_for(tmp_path: Path, tasks: int, start: int, dtype: Any = None) -> _placing.Slots:
+    return _placing.Slots(os.getpid(), "test-call", tasks, start, dtype)
+
+
+def target_for(data: Path, slots: _placing.Slots) -> _placing.Target:
+    info = data.stat()
+    return _placing.Target((str(data) + ".tmp", str(data)), (info.st_dev, info.st_ino), slots.path)
+
+
+def test_a_worker_places_its_task_once_the_task_before_it_ends(tmp_path: Path) -> None:
+    data = tmp_path / "data.ninja"
+    data.write_bytes(b"\xff" * 8)  # an item pushed by the parent
+    slots = slots_for(tmp_path, 4, start=8)
+    target = target_for(data, slots)
+    items = [np.arange(3, dtype=np.int16), np.arange(6, dtype=np.int16).reshape(2, 3)]
+    try:
+        assert _placing.place(target, 1, items) is None  # task 0 has not ended: task 1 cannot know its start
+        assert slots.values[3] == 0 and data.stat().st_size == 8
+        placed = _placing.place(target, 0, items)
+        assert placed == _placing.Placed(8, "int16", [(3,), (2, 3)])
+        assert slots.values[0] == _placing.dtype_code("int16")  # task 0 sets the store's dtype
+        assert slots.values[2] == 8 + 18 + 1  # where task 1 starts, plus one
+        assert data.read_bytes()[8:] == b"".join(item.tobytes() for item in items)
+        # Task 1 of another dtype returns its items: the parent converts them.
+        assert _placing.place(target, 1, [np.arange(3, dtype=np.int32)]) is None
+        slots.wrote(1, 40, "int16")  # the parent wrote task 1 itself
+        assert _placing.place(target, 2, [np.arange(2, dtype=np.int16)]) == _placing.Placed(40, "int16", [(2,)])
+    finally:
+        slots.close()
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [np.arange(4, dtype=np.int16), [1, 2]],  # a list
+        [np.arange(4, dtype=np.int16), np.arange(4, dtype=np.int32)],  # two dtypes
+        [np.int16(3)],  # a numpy scalar
+        [np.array(3, dtype=np.int16)],  # 0-d
+        [np.arange(8, dtype=np.int16)[::2]],  # not contiguous
+        [np.arange(4, dtype=">i2")],  # big-endian
+        [np.arange(4).astype("datetime64[s]")],  # not a store dtype
+        [np.ma.masked_array(np.arange(4, dtype=np.int16))],  # a subclass
+    ],
+)
+def test_items_the_writer_would_convert_are_never_placed(tmp_path: Path, items: list[Any]) -> None:
+    data = tmp_path / "data.ninja"
+    data.write_bytes(b"")
+    slots = slots_for(tmp_path, 2, start=0)
+    try:
+        assert _placing.place(target_for(data, slots), 0, items) is None
+        assert slots.values[0] == slots.values[2] == 0 and data.stat().st_size == 0
+    finally:
+        slots.close()
+
+
+def test_a_replaced_data_file_is_never_written(tmp_path: Path) -> None:
+    data = tmp_path / "data.ninja"
+    data.write_bytes(b"")
+    slots = slots_for(tmp_path, 2, start=0, dtype=np.int16)
+    target = target_for(data, slots)
+    data.rename(tmp_path / "old")  # kept, so that its inode number is not reused at once
+    data.write_bytes(b"")  # another file now has the path
+    try:
+        assert _placing.place(target, 0, [np.arange(4, dtype=np.int16)]) is None
+        assert slots.values[2] == 0 and data.stat().st_size == 0
+    finally:
+        slots.close()
