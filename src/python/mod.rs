@@ -40,6 +40,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sharded::PyShardedWriter>()?;
     m.add_function(wrap_pyfunction!(sharded::shard_name, m)?)?;
     m.add_function(wrap_pyfunction!(store_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(ragged_writer::place, m)?)?;
     // numpy's C API is looked up here, once, where extensions built against numpy call `import_array()`:
     // lazily, the first store opened in a process would pay for it (about 0.15 ms, as much as the open
     // itself). rust-numpy panics when the API is unusable (a numpy too old or broken); that is an ImportError.

@@ -13,6 +13,24 @@ use super::payload::Items;
 use crate::format::Dtype;
 use crate::ragged::RaggedWriter;
 
+/// Writes `items` (C-contiguous little-endian arrays of `dtype`) back to back from byte `start` into a data
+/// file that the writer of another process will `adopt` them from, with the GIL released: the first of
+/// `paths` that exists, if its (device, inode) is `identity`. Returns where the items end, or `None` when
+/// the file is not that writer's any more.
+#[pyfunction]
+pub fn place(
+    py: Python<'_>,
+    dtype: &str,
+    items: Vec<Bound<'_, PyAny>>,
+    start: u64,
+    paths: Vec<PathBuf>,
+    identity: (u64, u64),
+) -> PyResult<Option<u64>> {
+    let items = Items::new(&items, parse_dtype(dtype)?)?;
+    let slices = items.slices()?;
+    Ok(py.detach(|| crate::ragged::place(&paths, identity, start, &slices))?)
+}
+
 /// A write session on a ragged store.
 #[pyclass(name = "RaggedWriter", module = "mmap_ninja._native")]
 pub struct PyRaggedWriter {

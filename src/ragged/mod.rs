@@ -8,7 +8,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use writer::RaggedWriter;
+pub use writer::{place, RaggedWriter};
 
 use crate::column::{self, Column};
 use crate::commit::WriteOptions;

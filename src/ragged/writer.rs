@@ -3,7 +3,8 @@
 //! tails and makes every pushed item visible at once, renaming `starts/shape.ninja` last (see `commit`).
 //! A new store is written into a temporary data file that the first commit renames into place; a store being
 //! replaced stays untouched until then, so bad input loses nothing and its readers keep their mappings.
-//! Nothing is created on disk before the first push or commit.
+//! Nothing is created on disk before the first push or commit, unless `data_file` asks for the data file.
+//! Other processes may write items into the data file (`place`) for the writer to take them (`adopt`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -162,7 +163,7 @@ impl RaggedWriter {
                 format::MAX_NDIM
             )));
         }
-        let count = element_count(shape, dtype)
+        let count = checked_element_count(shape, dtype)
             .filter(|c| c.checked_mul(dtype.itemsize() as u64) == Some(bytes.len() as u64))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!("{} bytes do not hold shape {shape:?} of {dtype}", bytes.len()))
@@ -180,14 +181,18 @@ impl RaggedWriter {
 
     /// Takes `dtype` as the store's, or checks that it is.
     fn set_dtype(&mut self, dtype: Dtype) -> Result<()> {
+        self.require_dtype(dtype)?;
+        self.dtype = Some(dtype);
+        Ok(())
+    }
+
+    /// Checks that items of `dtype` can join the store.
+    fn require_dtype(&self, dtype: Dtype) -> Result<()> {
         match self.dtype {
             Some(own) if own != dtype => Err(Error::InvalidArgument(format!(
                 "cannot append {dtype} items to a {own} store"
             ))),
-            _ => {
-                self.dtype = Some(dtype);
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
@@ -209,23 +214,23 @@ impl RaggedWriter {
         Ok(self.data_path())
     }
 
-    /// Takes items that another process wrote into the data file, as `push` takes items: their elements
-    /// (of `dtype`, with `shapes`) must lie back to back from `start`, the byte where the next item goes.
-    /// Visible at the next commit, as pushed items.
+    /// Takes items that another process placed in the data file (`place`), as `push` takes items: their
+    /// elements (of `dtype`, with `shapes`) must lie back to back from `start`, the byte where the next item
+    /// goes, and the file must reach their end. Visible at the next commit, as pushed items.
     pub fn adopt(&mut self, dtype: Dtype, start: u64, shapes: &[Vec<u64>]) -> Result<()> {
         self.check_process()?;
-        self.set_dtype(dtype)?;
+        self.require_dtype(dtype)?;
         let counts = shapes
             .iter()
             .map(|shape| {
-                element_count(shape, dtype).ok_or_else(|| {
+                checked_element_count(shape, dtype).ok_or_else(|| {
                     Error::InvalidArgument(format!("shape {shape:?} of {dtype} is too large or has too many axes"))
                 })
             })
             .collect::<Result<Vec<u64>>>()?;
         let total = counts.iter().try_fold(0u64, |sum, &c| sum.checked_add(c));
         let next = self.next_after(total.unwrap_or(u64::MAX))?;
-        let position = self.position();
+        let position = self.next.saturating_mul(dtype.itemsize() as u64);
         if start != position {
             return Err(Error::InvalidArgument(format!(
                 "items placed at byte {start}, but the next item goes at byte {position}"
@@ -245,6 +250,7 @@ impl RaggedWriter {
             )));
         }
         file.seek(SeekFrom::Start(end)).map_err(Error::io(&path))?;
+        self.dtype = Some(dtype);
         self.next = next;
         self.pending.extend(counts.into_iter().zip(shapes.iter().cloned()));
         Ok(())
@@ -401,8 +407,34 @@ impl Drop for RaggedWriter {
     }
 }
 
+/// Writes `items` back to back from byte `start` into a store's data file, for its writer (in another
+/// process) to `adopt` them: the file is the first of `paths` that exists, and only if it is still the
+/// writer's (`identity`: device and inode), whichever name it has by then (the first commit renames it).
+/// Returns where the items end, or `None` when the file is not the writer's any more.
+pub fn place(paths: &[PathBuf], identity: (u64, u64), start: u64, items: &[&[u8]]) -> Result<Option<u64>> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let Some((path, file)) = paths
+        .iter()
+        .find_map(|p| Some((p, OpenOptions::new().write(true).open(p).ok()?)))
+    else {
+        return Ok(None);
+    };
+    let meta = file.metadata().map_err(Error::io(path))?;
+    if (meta.dev(), meta.ino()) != identity {
+        return Ok(None);
+    }
+    let mut at = start;
+    for item in items {
+        file.write_all_at(item, at).map_err(Error::io(path))?;
+        at = at
+            .checked_add(item.len() as u64)
+            .ok_or_else(|| Error::InvalidArgument("the data would exceed 2^64 bytes".into()))?;
+    }
+    Ok(Some(at))
+}
+
 /// The element count of an item of `shape`, `None` past `MAX_NDIM` axes or 2^64 bytes of `dtype`.
-fn element_count(shape: &[u64], dtype: Dtype) -> Option<u64> {
+fn checked_element_count(shape: &[u64], dtype: Dtype) -> Option<u64> {
     let count = format::element_count(shape).filter(|_| shape.len() <= format::MAX_NDIM)?;
     count.checked_mul(dtype.itemsize() as u64).map(|_| count)
 }
@@ -515,7 +547,7 @@ mod tests {
     }
 
     /// Writes `bytes` at `at` into `path` through a handle of its own, as a worker process does.
-    fn place(path: &Path, at: u64, bytes: &[u8]) {
+    fn write_at(path: &Path, at: u64, bytes: &[u8]) {
         use std::os::unix::fs::FileExt;
         OpenOptions::new()
             .write(true)
@@ -533,13 +565,13 @@ mod tests {
         assert_eq!(w.position(), 0);
         w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
         let path = w.data_file().unwrap();
-        place(&path, 4, &le(&[3, 4, 5, 6, 7]));
+        write_at(&path, 4, &le(&[3, 4, 5, 6, 7]));
         w.adopt(Dtype::Int16, 4, &[vec![2, 2], vec![]]).unwrap();
         w.commit().unwrap(); // renames the data file: placing continues in data.ninja
         assert_eq!(w.data_file().unwrap(), d.join(format::DATA_FILE));
         w.push(Dtype::Int16, &le(&[8]), &[1]).unwrap();
         assert_eq!(w.position(), 16);
-        place(&w.data_file().unwrap(), 16, &le(&[9, 10]));
+        write_at(&w.data_file().unwrap(), 16, &le(&[9, 10]));
         w.adopt(Dtype::Int16, 16, &[vec![2]]).unwrap();
         w.commit().unwrap();
         drop(w);
@@ -557,7 +589,7 @@ mod tests {
         let mut w = RaggedWriter::replace(&d, &WriteOptions::default()).unwrap();
         w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
         let path = w.data_file().unwrap();
-        place(&path, 4, &le(&[3, 4]));
+        write_at(&path, 4, &le(&[3, 4]));
         for (dtype, start, shapes) in [
             (Dtype::Int16, 6, vec![vec![1]]),  // a gap after the pushed item
             (Dtype::Int16, 2, vec![vec![1]]),  // over the pushed item
@@ -571,6 +603,33 @@ mod tests {
         w.commit().unwrap();
         let s = RaggedStore::open(&d, false).unwrap().unwrap();
         assert_eq!((s.len(), values(&s, 1)), (2, vec![3, 4]));
+        // A refused adopt leaves a new store's dtype open.
+        let mut w = RaggedWriter::replace(&dir.path().join("new"), &WriteOptions::default()).unwrap();
+        assert!(w.adopt(Dtype::Uint16, 2, &[vec![1]]).is_err());
+        assert_eq!(w.dtype(), None);
+        w.push(Dtype::Int16, &le(&[5]), &[1]).unwrap();
+    }
+
+    #[test]
+    fn placing_writes_items_back_to_back_into_the_writers_file_only() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, data) = (dir.path().join("data.ninja.tmp"), dir.path().join("data.ninja"));
+        std::fs::write(&tmp, [0u8; 2]).unwrap();
+        let meta = std::fs::metadata(&tmp).unwrap();
+        let identity = (meta.dev(), meta.ino());
+        let paths = [tmp.clone(), data.clone()];
+        let end = place(&paths, identity, 2, &[&le(&[1, 2]), &le(&[3])]).unwrap();
+        assert_eq!(
+            (end, std::fs::read(&tmp).unwrap()),
+            (Some(8), [&[0, 0][..], &le(&[1, 2, 3])].concat())
+        );
+        std::fs::rename(&tmp, &data).unwrap(); // as the first commit does: the next path is the same file
+        assert_eq!(place(&paths, identity, 8, &[&le(&[4])]).unwrap(), Some(10));
+        std::fs::rename(&data, dir.path().join("kept")).unwrap(); // (kept: its inode number is not reused)
+        std::fs::write(&data, []).unwrap(); // another file at the path
+        assert_eq!(place(&paths, identity, 10, &[&le(&[5])]).unwrap(), None);
+        assert_eq!(std::fs::read(&data).unwrap(), Vec::<u8>::new());
     }
 
     #[test]
