@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mmap_ninja import _placing, _shipping, ragged
+from mmap_ninja import _placing, _shipping, parallel, ragged
 from mmap_ninja.ragged import RaggedMmap
 
 pytestmark = pytest.mark.skipif(not _shipping.SHM_DIR.is_dir(), reason="no /dev/shm")
@@ -72,7 +74,10 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize(("indexable", "kwargs"), [(Images(), {}), (Mixed(), {}), (Mixed(), {"dtype": np.int32})])
+@pytest.mark.parametrize(
+    ("indexable", "kwargs"),
+    [(Images(), {}), (Images(), {"dtype": np.uint16}), (Mixed(), {}), (Mixed(), {"dtype": np.int32})],
+)
 def test_a_parallel_build_is_byte_for_byte_the_serial_one(
     tmp_path: Path, counted: dict[str, int], indexable: Images, kwargs: dict[str, Any]
 ) -> None:
@@ -110,10 +115,41 @@ def test_without_slots_workers_ship_every_task(
     assert leftovers() == []
 
 
-def test_the_items_of_a_from_indexable_source_iterate_as_computed() -> None:
-    # What from_generator would write without the placing path: the same items, in order.
-    got = list(ragged._Indexable(Images(), 40, 2, False, "processes"))
-    assert len(got) == 150 and all(np.array_equal(x, image(i)) for i, x in enumerate(got))
+class FirstItemInFortranOrder(Images):
+    def __getitem__(self, i: int) -> Any:
+        return np.asfortranarray(np.arange(12, dtype=np.uint16).reshape(3, 4)) if i == 0 else image(i)
+
+
+def test_each_task_is_placed_once_the_task_before_it_is_written(
+    tmp_path: Path, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Task 0 holds an item in Fortran order, so the parent writes it (in C order); with time to wait, every
+    # later task is placed, each once the one before it is written: by the parent (which sets the slot once
+    # it wrote task 0) or by a worker.
+    monkeypatch.setattr(_placing, "WAIT_SECONDS", 30.0)  # read by the parent, which hands it to the workers
+    RaggedMmap.from_indexable(tmp_path / "serial", FirstItemInFortranOrder(), 40)
+    counted.update(placed=0, lists=0)
+    RaggedMmap.from_indexable(tmp_path / "parallel", FirstItemInFortranOrder(), 40, n_jobs=2)
+    assert store_files(tmp_path / "parallel") == store_files(tmp_path / "serial")
+    assert counted == {"placed": 16, "lists": 1}  # spans of 40, 40, 40, 30 in 5 + 4 + 4 + 4 tasks
+
+
+def test_an_indexable_shorter_than_its_length_ends_as_in_a_serial_build(tmp_path: Path) -> None:
+    class EndsAt130(Images):
+        def __getitem__(self, i: int) -> Any:
+            return image(i) if i < 130 else [][0]
+
+    RaggedMmap.from_indexable(tmp_path / "serial", EndsAt130(), 40)
+    parallel = RaggedMmap.from_indexable(tmp_path / "parallel", EndsAt130(), 40, n_jobs=2)
+    assert len(parallel) == 130
+    parallel.verify()
+    # Tasks past the end may have placed items past the last committed one: the data file may be longer
+    # than its shape says (as after an interrupted write), every committed file is the serial build's.
+    serial_files, parallel_files = store_files(tmp_path / "serial"), store_files(tmp_path / "parallel")
+    serial_data = serial_files.pop("data.ninja")
+    assert parallel_files.pop("data.ninja")[: len(serial_data)] == serial_data
+    assert parallel_files == serial_files
+    assert leftovers() == []
 
 
 def test_a_failing_item_stops_the_build_after_its_last_commit_and_leaves_nothing(tmp_path: Path) -> None:
@@ -132,19 +168,55 @@ def test_a_failing_item_stops_the_build_after_its_last_commit_and_leaves_nothing
     assert leftovers() == []
 
 
-def slots_for(tmp_path: Path, tasks: int, start: int, dtype: Any = None) -> _placing.Slots:
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timer")
+def test_interrupted_twice_the_build_stops_its_workers_before_the_writer_closes(tmp_path: Path) -> None:
+    class SlowTask0(Images):
+        def __getitem__(self, i: int) -> Any:
+            time.sleep(2.0 if i == 0 else 0.0)
+            return image(i)
+
+    raised = [0]
+
+    def interrupt(*_: Any) -> None:
+        if raised[0] < 2:  # (as Ctrl-C twice) while task 0 computes, then while the build waits for it
+            raised[0] += 1
+            raise Interrupted
+
+    RaggedMmap.from_indexable(tmp_path / "warm", Images(), 40, n_jobs=2)  # the pool is up
+    assert parallel._EXECUTOR is not None
+    workers = list(parallel._EXECUTOR[1]._processes)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3, 0.3)
+        with pytest.raises(Interrupted):
+            RaggedMmap.from_indexable(tmp_path / "r", SlowTask0(), 40, n_jobs=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # The pool was stopped, not left to finish task 0 (whose worker would then place it or ship it).
+    assert raised[0] == 2 and parallel._EXECUTOR is None
+    assert workers and not any(_shipping._alive(pid) for pid in workers)
+    time.sleep(2.5)
+    assert leftovers() == [] and list((tmp_path / "r").glob("data.ninja*")) == []
+
+
+def slots_for(tasks: int, start: int, dtype: Any = None) -> _placing.Slots:
     return _placing.Slots(os.getpid(), "test-call", tasks, start, dtype)
 
 
 def target_for(data: Path, slots: _placing.Slots) -> _placing.Target:
     info = data.stat()
-    return _placing.Target((str(data) + ".tmp", str(data)), (info.st_dev, info.st_ino), slots.path)
+    return _placing.Target((str(data) + ".tmp", str(data)), (info.st_dev, info.st_ino), slots.path, 0.005)
 
 
 def test_a_worker_places_its_task_once_the_task_before_it_ends(tmp_path: Path) -> None:
     data = tmp_path / "data.ninja"
     data.write_bytes(b"\xff" * 8)  # an item pushed by the parent
-    slots = slots_for(tmp_path, 4, start=8)
+    slots = slots_for(4, start=8)
     target = target_for(data, slots)
     items = [np.arange(3, dtype=np.int16), np.arange(6, dtype=np.int16).reshape(2, 3)]
     try:
@@ -159,6 +231,7 @@ def test_a_worker_places_its_task_once_the_task_before_it_ends(tmp_path: Path) -
         assert _placing.place(target, 1, [np.arange(3, dtype=np.int32)]) is None
         slots.wrote(1, 40, "int16")  # the parent wrote task 1 itself
         assert _placing.place(target, 2, [np.arange(2, dtype=np.int16)]) == _placing.Placed(40, "int16", [(2,)])
+        assert data.read_bytes()[40:] == np.arange(2, dtype=np.int16).tobytes() and slots.values[4] == 44 + 1
     finally:
         slots.close()
     assert leftovers() == []
@@ -181,7 +254,7 @@ def test_a_worker_places_its_task_once_the_task_before_it_ends(tmp_path: Path) -
 def test_items_the_writer_would_convert_are_never_placed(tmp_path: Path, items: list[Any]) -> None:
     data = tmp_path / "data.ninja"
     data.write_bytes(b"")
-    slots = slots_for(tmp_path, 2, start=0)
+    slots = slots_for(2, start=0)
     try:
         assert _placing.place(target_for(data, slots), 0, items) is None
         assert slots.values[0] == slots.values[2] == 0 and data.stat().st_size == 0
@@ -192,7 +265,7 @@ def test_items_the_writer_would_convert_are_never_placed(tmp_path: Path, items: 
 def test_a_replaced_data_file_is_never_written(tmp_path: Path) -> None:
     data = tmp_path / "data.ninja"
     data.write_bytes(b"")
-    slots = slots_for(tmp_path, 2, start=0, dtype=np.int16)
+    slots = slots_for(2, start=0, dtype=np.int16)
     target = target_for(data, slots)
     data.rename(tmp_path / "old")  # kept, so that its inode number is not reused at once
     data.write_bytes(b"")  # another file now has the path

@@ -19,6 +19,7 @@ __all__ = [
     "StoreLock",
     "ShardedWriter",
     "StringStore",
+    "place",
     "shard_name",
     "store_kind",
 ]
@@ -101,6 +102,10 @@ class RaggedWriter:
     def adopt(self, dtype: str, start: int, shapes: Sequence[Sequence[int]]) -> None: ...
     def commit(self) -> None: ...
     def close(self) -> None: ...
+
+def place(
+    dtype: str, items: Sequence[_Buffer], start: int, paths: Sequence[_Path], identity: tuple[int, int]
+) -> int | None: ...
 
 @final
 class StringStore:

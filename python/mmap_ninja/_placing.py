@@ -1,18 +1,19 @@
 """Worker results written straight into the store's data file, instead of shipped to the parent to write.
 
 A store keeps its items back to back in index order, so task t of a call (a contiguous index range) can be
-written only once every task before it knows where it ends. The tasks of a call share a small file in
-``/dev/shm`` of int64 slots: slot 0 holds the store's dtype (a code, 0 while unknown), slot 1 + t the byte
-where task t starts, plus one (0 while unknown). A worker that has computed task t waits a few milliseconds
-for slot 1 + t; if it is known, the items are all C-contiguous arrays of the store's dtype, and the data
-file is the one the parent writes, it claims its bytes by setting slot 2 + t, writes the items there and
-returns a ``Placed`` note. Otherwise it returns its items as usual (``_shipping``), and the parent, which
-takes the tasks in order, writes them and sets the next slot itself. Each slot has one writer: the worker
-that placed the task before it, or the parent. Both are single aligned 8-byte stores, so a reader sees a
-slot either unknown or final; a dtype read as unknown makes a worker return its items, never misplace them.
+written only once every task before it is written. The tasks of a call share a small file in ``/dev/shm`` of
+int64 slots: slot 0 holds the store's dtype (a code, 0 while unknown), slot 1 + t the byte where task t
+starts, plus one (0 while unknown). A worker that has computed task t waits a little for slot 1 + t; if it
+is known, the items are all arrays the native writer takes as they are, of the store's dtype, and the data
+file is the one the parent writes, the core writes them there (``_native.place``), the worker sets slot
+2 + t and returns a ``Placed`` note, which the parent's writer adopts. Otherwise it returns its items as
+usual (``_shipping``), and the parent, which takes the tasks in order, writes them and sets the next slot
+itself. Each slot has one writer: the worker of the task before it, or the parent. Both are single aligned
+8-byte stores, so a reader sees a slot either unknown or final; a dtype read as unknown makes a worker
+return its items, never misplace them.
 
 Tasks mostly end in index order: the first task of a call is half the size of the others, so the workers
-stay half a task apart.
+stay half a task apart. A worker holds a task's items until they are placed (a serial build holds a span).
 """
 
 from __future__ import annotations
@@ -21,53 +22,50 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import _shipping
+from . import _native, _shipping
+from ._dtypes import ALLOWED
 
-# The dtypes a worker can place, by code (index + 1): the store dtypes, as the native writer names them.
-DTYPES = (
-    "bool",
-    "int8",
-    "uint8",
-    "int16",
-    "uint16",
-    "int32",
-    "uint32",
-    "int64",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
+# The store dtypes by code (index + 1).
+DTYPES = tuple(sorted(ALLOWED))
 # Calls with more tasks than this do not place items (their slots would take more than 8 MiB).
 MAX_TASKS = 1 << 20
-# How long a worker waits for the tasks before its own to be placed, before returning its items instead.
+# How long a worker waits for the tasks before its own to be written, before returning its items instead.
 WAIT_SECONDS = 0.005
 _POLL_SECONDS = 0.0002
 
 
 def dtype_code(dtype: np.dtype[Any] | str | None) -> int:
-    """The code of a store dtype (0: unknown, or not one a worker can place)."""
-    if dtype is None:
-        return 0
-    name = np.dtype(dtype).name
-    return DTYPES.index(name) + 1 if name in DTYPES else 0
+    """The code of a store dtype (0: unknown)."""
+    return 0 if dtype is None else DTYPES.index(np.dtype(dtype).name) + 1
+
+
+@dataclass(frozen=True)
+class PlaceInto:
+    """In the parent: a store being built from the items: its writer's data file (``data_file`` creates it and returns its
+    path, which the first commit renames to ``final_path``), where the next item goes and the store's dtype
+    (``position``, once the items handed on are written), and the dtype the caller set, if any."""
+
+    data_file: Callable[[], str]
+    final_path: str
+    position: Callable[[], tuple[int, str | None]]
+    dtype: np.dtype[Any] | None
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where the workers of one call place tasks: the data file (its paths before and after the first
-    commit, and its identity) and the slots file."""
+    """Where the workers of one call place tasks: the data file (its absolute paths before and after the
+    first commit, and its device and inode), the slots file, and how long a worker waits for its turn."""
 
     paths: tuple[str, ...]
     identity: tuple[int, int]
     slots: str
+    wait: float
 
 
 @dataclass(frozen=True)
@@ -111,63 +109,45 @@ class Slots:
 
 def place(target: Target, task: int, items: list[Any]) -> Placed | None:
     """In a worker: writes task ``task``'s ``items`` into the data file, or returns None when it cannot."""
-    code = _common_code(items)
-    if not code:
+    dtype = _common_dtype(items)
+    if dtype is None:
         return None
-    slots = np.memmap(target.slots, np.int64, "r+")
+    code = dtype_code(dtype)
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
+        slots = np.memmap(target.slots, np.int64, "r+")
+    except OSError:
+        return None
+    try:
+        if int(slots[0]) not in (code, 0):
+            return None  # the store has another dtype: the parent converts the items
+        deadline = time.monotonic() + target.wait
         while not slots[task + 1] and time.monotonic() < deadline:
             time.sleep(_POLL_SECONDS)
         start = int(slots[task + 1]) - 1
         store_code = int(slots[0])
+        # Only task 0 may set the dtype (as a serial build, the first item's), or a worker misread slot 0.
         if start < 0 or store_code not in (code, 0) or (store_code == 0 and task != 0):
             return None
-        fd = _open_data(target)
-        if fd is None:
-            return None
-        try:
-            if store_code == 0:
-                slots[0] = code  # task 0 sets the store's dtype (the first item's, as a serial build)
-            slots[task + 2] = start + sum(item.nbytes for item in items) + 1
-            offset = start
-            for item in items:
-                _shipping.write_all(fd, item.reshape(-1).view(np.uint8), offset)
-                offset += item.nbytes
-        finally:
-            os.close(fd)
+        end = _native.place(dtype.name, items, start, target.paths, target.identity)
+        if end is None:
+            return None  # the data file is not the parent's any more
+        if store_code == 0:
+            slots[0] = code
+        slots[task + 2] = end + 1
     finally:
         del slots
-    return Placed(start, DTYPES[code - 1], [item.shape for item in items])
+    return Placed(start, dtype.name, [item.shape for item in items])
 
 
-def _common_code(items: list[Any]) -> int:
-    """The dtype code shared by ``items`` when each is an array the native writer takes as it is (exactly
-    ``ndarray``, at least 1-D, C-contiguous, little-endian), else 0."""
-    if not items:
-        return 0
-    first = items[0]
-    if type(first) is not np.ndarray:
-        return 0
-    dtype = first.dtype
-    code = dtype_code(dtype) if dtype.isnative or dtype.byteorder == "<" or dtype.itemsize == 1 else 0
+def _common_dtype(items: list[Any]) -> np.dtype[Any] | None:
+    """The store dtype of ``items`` when each is an array the native writer takes as it is (exactly
+    ``ndarray``, at least 1-D, C-contiguous, of one little-endian store dtype), else None."""
+    if not items or type(items[0]) is not np.ndarray:
+        return None
+    dtype: np.dtype[Any] = items[0].dtype
+    if dtype.name not in ALLOWED or dtype != dtype.newbyteorder("<"):
+        return None
     for item in items:
         if type(item) is not np.ndarray or item.dtype != dtype or not item.ndim or not item.flags.c_contiguous:
-            return 0
-    return code
-
-
-def _open_data(target: Target) -> int | None:
-    """The data file opened for writing, if it is still the parent's (by identity, whichever path it has)."""
-    for path in target.paths:
-        try:
-            fd = os.open(path, os.O_WRONLY)
-        except FileNotFoundError:
-            continue  # renamed by the first commit meanwhile: the next path
-        except OSError:
             return None
-        info = os.fstat(fd)
-        if (info.st_dev, info.st_ino) == target.identity:
-            return fd
-        os.close(fd)
-    return None
+    return dtype

@@ -19,11 +19,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-
-import numpy as np
 
 from . import _placing, _shipping
 from .base import progress
@@ -130,25 +127,15 @@ def _worker_range(
         raise
 
 
-@dataclass(frozen=True)
-class PlaceInto:
-    """A store being built from the items: its writer's data file (``data_file`` creates it and returns its
-    path, which the first commit renames to ``final_path``), where the next item goes and the store's dtype
-    (``position``, once the items handed on are written), and the dtype the caller set, if any."""
-
-    data_file: Callable[[], str]
-    final_path: str
-    position: Callable[[], tuple[int, str | None]]
-    dtype: np.dtype[Any] | None
-
-
 class _Pool:
     """Loky worker processes (kept across calls, idle ones exit after a minute), fed one call's item getter;
     with ``place_into`` (and a known ``length``), they place the items in the store themselves when they can."""
 
-    # Tasks submitted and handed on; where workers place items (None: they ship them all) and its slots.
+    # Tasks submitted and handed on; the store to place items in and the call's task count bound, once the
+    # call starts where workers place them (None: they ship them all), and its slots.
     submitted = handed_on = 0
-    place_into: PlaceInto | None = None
+    placing: tuple[_placing.PlaceInto, int] | None = None
+    place_into: _placing.PlaceInto | None = None
     target: _placing.Target | None = None
     slots: _placing.Slots | None = None
 
@@ -158,7 +145,7 @@ class _Pool:
         n_jobs: int,
         length: int | None = None,
         batch_size: int = 1,
-        place_into: PlaceInto | None = None,
+        place_into: _placing.PlaceInto | None = None,
     ) -> None:
         try:
             import cloudpickle
@@ -186,14 +173,14 @@ class _Pool:
             self.payload = self.file
         if place_into is not None and length is not None:
             # At most this many tasks per span, plus the first one split in two.
-            tasks = -(-length // batch_size) * _TASKS_PER_WORKER * self.workers + 1
-            self._place(place_into, tasks)
+            tasks = -(-length // batch_size) * min(batch_size, _TASKS_PER_WORKER * self.workers) + 1
+            self.placing = (place_into, tasks)
 
-    def _place(self, place_into: PlaceInto, tasks: int) -> None:
+    def _place(self, place_into: _placing.PlaceInto, tasks: int) -> None:
         """Lets the workers place items in ``place_into`` (unless too many tasks or no room for the slots)."""
         if tasks > _placing.MAX_TASKS or not _shipping.SHM_DIR.is_dir():
             return
-        path = place_into.data_file()
+        path = os.path.abspath(place_into.data_file())
         info = os.stat(path)
         start, _ = place_into.position()
         try:
@@ -201,8 +188,8 @@ class _Pool:
         except OSError:
             return  # a full /dev/shm: the workers ship their items
         self.place_into = place_into
-        paths = (path, place_into.final_path)
-        self.target = _placing.Target(paths, (info.st_dev, info.st_ino), self.slots.path)
+        paths = (path, os.path.abspath(place_into.final_path))
+        self.target = _placing.Target(paths, (info.st_dev, info.st_ino), self.slots.path, _placing.WAIT_SECONDS)
 
     def _submit(self, start: int, stop: int, into: list[Future[Any]]) -> None:
         """Adds the span to ``into`` as about ``_TASKS_PER_WORKER`` tasks per worker, each a contiguous index range
@@ -228,6 +215,8 @@ class _Pool:
         pending: deque[Future[Any]] = deque()
         submitted: list[Future[Any]] = []
         try:
+            if self.placing is not None:
+                self._place(*self.placing)  # here, so that the finally below removes the slots
             for span in spans:
                 self._submit(*span, into=submitted)
                 while pending:
@@ -242,10 +231,17 @@ class _Pool:
             unfinished = [*pending, *submitted]
             for future in unfinished:
                 future.cancel()
-            for future in unfinished:
-                if not future.cancelled() and future.exception() is None:
-                    _shipping.discard(future.result())
-            self.close()
+            try:
+                for future in unfinished:
+                    if not future.cancelled() and future.exception() is None:
+                        _shipping.discard(future.result())
+            except BaseException:
+                # Interrupted again while waiting: no worker may outlive the call (one could write into the
+                # store after its writer is gone), so the pool's processes are stopped at once.
+                self._retire(kill_workers=True)
+                raise
+            finally:
+                self.close()
 
     def _hand_on(self, pending: deque[Future[Any]]) -> Generator[Any, None, None]:
         """Hands on the first pending task's result; once the caller has written items it got (not placed),
@@ -257,13 +253,18 @@ class _Pool:
         if self.slots is not None and self.place_into is not None and not isinstance(result, _placing.Placed):
             self.slots.wrote(task, *self.place_into.position())
 
+    def _retire(self, kill_workers: bool = False) -> None:
+        """Stops this call's executor and waits for its processes; the next call starts a new one."""
+        global _EXECUTOR
+        if _EXECUTOR is not None and _EXECUTOR[1] is self.executor:
+            _EXECUTOR = None
+        self.executor.shutdown(wait=True, kill_workers=kill_workers)
+
     def close(self) -> None:
         """No task of this call runs any more: removes what it left (the payload file, results never read)
         and retires an executor that a dead worker broke, so that the next call starts a new one."""
-        global _EXECUTOR
         if _EXECUTOR is not None and _EXECUTOR[1] is self.executor and _broken(self.executor):
-            _EXECUTOR = None
-            self.executor.shutdown(wait=True)  # its other workers may be writing files until they are stopped
+            self._retire()  # its other workers may be writing files until they are stopped
         if self.slots is not None:
             self.slots.close()
         _shipping.remove_call_files(os.getpid(), self.key)
@@ -274,7 +275,7 @@ class _Pool:
 def _worker_env() -> dict[str, str]:
     """Environment variables the worker processes get on top of ours: our malloc settings, unless the user
     tunes malloc already (then theirs apply, unchanged)."""
-    if "GLIBC_TUNABLES" in os.environ or any(name in os.environ for name in _WORKER_MALLOC_ENV):
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "") or any(n in os.environ for n in _WORKER_MALLOC_ENV):
         return {}
     return dict(_WORKER_MALLOC_ENV)
 
@@ -316,6 +317,9 @@ class _Threads(_Pool):
         task: Future[Any] = self.executor.submit(_get_range, self.get, start, stop)
         return task
 
+    def _retire(self, kill_workers: bool = False) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)  # threads cannot be stopped; they place nothing
+
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -331,19 +335,23 @@ def _spans(length: int | None, batch_size: int) -> Iterator[tuple[int, int]]:
 BACKENDS = ("processes", "threads")
 
 
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+
+
 def collect_chunks(
     indexable: Any,
     batch_size: int,
     n_jobs: int | None,
     verbose: bool,
     backend: str = "processes",
-    place_into: PlaceInto | None = None,
+    place_into: _placing.PlaceInto | None = None,
 ) -> Generator[Any, None, None]:
     """Yields the items in index order, in lists as they are ready: whole spans of ``batch_size`` serially,
     each task's items in parallel. With ``place_into``, worker processes may place a task's items in the
     store themselves: its list is then a ``Placed`` note, which the caller must adopt."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    check_backend(backend)
     get = _getter(indexable)
     length = _length(indexable)
     spans = _spans(length, batch_size)

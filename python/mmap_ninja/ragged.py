@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from ._placing import Placed
+from ._placing import Placed, PlaceInto
 from .base import (
     Identity,
     PathLike,
@@ -27,7 +27,7 @@ from .base import (
     require_sound,
     wait_seconds,
 )
-from .parallel import BACKENDS, PlaceInto, collect_chunks
+from .parallel import check_backend, collect_chunks
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
 _WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
@@ -92,7 +92,7 @@ os.register_at_fork(after_in_child=_close_inherited_writers)
 
 def _write(
     out_dir: PathLike,
-    items: Iterable[Any],
+    items: Iterable[Any] | _Indexable,
     batch_size: int,
     dtype: np.dtype[Any] | None,
     replace: bool,
@@ -116,21 +116,31 @@ def _write(
         writer.close()
 
 
+class _Pusher:
+    """Pushes items to a writer in chunks of about ``_CHUNK_BYTES``, so that conversions stay bounded."""
+
+    def __init__(self, writer: _native.RaggedWriter, dtype: np.dtype[Any] | None) -> None:
+        self.writer, self.dtype = writer, dtype
+        self.take = 1  # items per chunk: grows (at most 8x a chunk) towards _CHUNK_BYTES worth of items
+
+    def push(self, items: Iterator[Any], count: int) -> int:
+        """Pushes up to ``count`` items of ``items``; returns how many there were."""
+        pushed = 0
+        while chunk := list(islice(items, min(self.take, count - pushed))):
+            self.dtype, nbytes = _push(self.writer, chunk, self.dtype)
+            pushed += len(chunk)
+            fit = _CHUNK_BYTES * len(chunk) // nbytes if nbytes else _CHUNK_ITEMS
+            self.take = max(1, min(self.take * 8, fit, _CHUNK_ITEMS))
+            del chunk  # before the next chunk is generated: one chunk alive at a time
+        return pushed
+
+
 def _write_items(
     writer: _native.RaggedWriter, items: Iterable[Any], batch_size: int, dtype: np.dtype[Any] | None
 ) -> None:
-    it = iter(items)
-    take = 1  # items per chunk: grows (at most 8x a chunk) towards _CHUNK_BYTES worth of items
-    since_commit = 0
-    while chunk := list(islice(it, min(take, batch_size - since_commit))):
-        dtype, nbytes = _push(writer, chunk, dtype)
-        since_commit += len(chunk)
-        if since_commit == batch_size:
-            writer.commit()
-            since_commit = 0
-        fit = _CHUNK_BYTES * len(chunk) // nbytes if nbytes else _CHUNK_ITEMS
-        take = max(1, min(take * 8, fit, _CHUNK_ITEMS))
-        del chunk  # before the next chunk is generated: one chunk alive at a time
+    pusher, it = _Pusher(writer, dtype), iter(items)
+    while pusher.push(it, batch_size) == batch_size:
+        writer.commit()
 
 
 def _write_chunks(
@@ -138,16 +148,15 @@ def _write_chunks(
 ) -> None:
     """Writes the chunks of ``collect_chunks`` (never across a span of ``batch_size`` items): lists of items,
     or notes of items a worker placed in the data file, which the writer adopts."""
-    since_commit = 0
+    pusher, since_commit = _Pusher(writer, dtype), 0
     try:
         for chunk in chunks:
             if isinstance(chunk, Placed):
                 writer.adopt(chunk.dtype, chunk.start, chunk.shapes)
-                dtype = np.dtype(chunk.dtype).newbyteorder("<") if dtype is None else dtype
+                pusher.dtype = np.dtype(chunk.dtype).newbyteorder("<") if pusher.dtype is None else pusher.dtype
                 since_commit += len(chunk.shapes)
             else:
-                dtype, _ = _push(writer, chunk, dtype)
-                since_commit += len(chunk)
+                since_commit += pusher.push(iter(chunk), len(chunk))
             del chunk  # before the next one arrives
             if since_commit >= batch_size:
                 writer.commit()
@@ -157,23 +166,18 @@ def _write_chunks(
 
 
 class _Indexable:
-    """What ``from_indexable`` hands to ``from_generator``: its items are computed once the writer exists, so
-    that worker processes can write them into the writer's data file themselves (see ``_placing``)."""
+    """The items of ``from_indexable``, computed once the writer exists, so that worker processes can write
+    them into the writer's data file themselves (see ``_placing``)."""
 
     def __init__(self, indexable: Any, batch_size: int, n_jobs: int | None, verbose: bool, backend: str) -> None:
         self.indexable, self.batch_size, self.n_jobs = indexable, batch_size, n_jobs
         self.verbose, self.backend = verbose, backend
 
-    def __iter__(self) -> Iterator[Any]:
-        """The items in index order, all computed the usual way (a writer's ``chunks`` lets workers place them)."""
-        for chunk in collect_chunks(self.indexable, self.batch_size, self.n_jobs, self.verbose, self.backend):
-            yield from chunk
-
     def chunks(
         self, writer: _native.RaggedWriter, out_dir: Path, dtype: np.dtype[Any] | None
     ) -> Generator[Any, None, None]:
         place_into = PlaceInto(
-            data_file=lambda: str(writer.data_file()),
+            data_file=lambda: os.fspath(writer.data_file()),
             final_path=str(out_dir / "data.ninja"),
             position=lambda: (writer.position, writer.dtype),
             dtype=dtype,
@@ -487,7 +491,7 @@ class RaggedMmap:
         whatever ``batch_size``); every ``batch_size`` items are committed, so readers see them."""
         _check_keys(**keys)
         size = check_batch_size(batch_size)
-        items = sample_generator if isinstance(sample_generator, _Indexable) else progress(sample_generator, verbose)
+        items = progress(sample_generator, verbose)
         _write(out_dir, items, size, None if dtype is None else store_dtype(dtype), True, wait, durable)
         return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
 
@@ -501,13 +505,21 @@ class RaggedMmap:
         verbose: bool = False,
         *,
         backend: str = "processes",
-        **kwargs: Any,
+        dtype: Any = None,
+        mode: str = "r+",
+        wrapper_fn: Callable[[Any], Any] | None = None,
+        wait: bool | float = False,
+        durable: bool = False,
+        **keys: str,
     ) -> RaggedMmap:
         """Builds a store from ``indexable[i]`` (or ``indexable(i)``) for i = 0, 1, ... until ``len(indexable)``
-        or an IndexError/KeyError; ``n_jobs`` computes items in parallel: in worker processes (joblib's loky,
-        as mmap-ninja 0.9.0), or with ``backend="threads"`` in threads, which pickle nothing and pay off when
-        the item function releases the GIL (image decoding with Pillow or OpenCV, zlib, numpy)."""
+        or an IndexError/KeyError, as ``from_generator`` (its other arguments); ``n_jobs`` computes items in
+        parallel: in worker processes (joblib's loky, as mmap-ninja 0.9.0), which write them straight into
+        the store when they can, or with ``backend="threads"`` in threads, which pickle nothing and pay off
+        when the item function releases the GIL (image decoding with Pillow or OpenCV, zlib, numpy)."""
+        _check_keys(**keys)
         size = check_batch_size(batch_size)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-        return cls.from_generator(out_dir, _Indexable(indexable, size, n_jobs, verbose, backend), size, **kwargs)
+        check_backend(backend)
+        source = _Indexable(indexable, size, n_jobs, verbose, backend)
+        _write(out_dir, source, size, None if dtype is None else store_dtype(dtype), True, wait, durable)
+        return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
