@@ -47,9 +47,9 @@ def dtype_code(dtype: np.dtype[Any] | str | None) -> int:
 
 @dataclass(frozen=True)
 class PlaceInto:
-    """In the parent: a store being built from the items: its writer's data file (``data_file`` creates it and returns its
-    path, which the first commit renames to ``final_path``), where the next item goes and the store's dtype
-    (``position``, once the items handed on are written), and the dtype the caller set, if any."""
+    """In the parent: a store being built from the items: its writer's data file (``data_file`` creates it
+    and returns its path, which the first commit renames to ``final_path``), where the next item goes and the
+    store's dtype (``position``, once the items handed on are written), and the dtype the caller set, if any."""
 
     data_file: Callable[[], str]
     final_path: str

@@ -92,7 +92,7 @@ os.register_at_fork(after_in_child=_close_inherited_writers)
 
 def _write(
     out_dir: PathLike,
-    items: Iterable[Any] | _Indexable,
+    items: Iterable[Any] | _IndexableItems,
     batch_size: int,
     dtype: np.dtype[Any] | None,
     replace: bool,
@@ -106,7 +106,7 @@ def _write(
     try:
         if dtype is None and writer.dtype is not None:
             dtype = np.dtype(writer.dtype).newbyteorder("<")
-        if isinstance(items, _Indexable):
+        if isinstance(items, _IndexableItems):
             _write_chunks(writer, items.chunks(writer, Path(out_dir), dtype), batch_size, dtype)
         else:
             _write_items(writer, items, batch_size, dtype)
@@ -165,7 +165,7 @@ def _write_chunks(
         chunks.close()  # stops the workers before the writer closes
 
 
-class _Indexable:
+class _IndexableItems:
     """The items of ``from_indexable``, computed once the writer exists, so that worker processes can write
     them into the writer's data file themselves (see ``_placing``)."""
 
@@ -520,6 +520,6 @@ class RaggedMmap:
         _check_keys(**keys)
         size = check_batch_size(batch_size)
         check_backend(backend)
-        source = _Indexable(indexable, size, n_jobs, verbose, backend)
+        source = _IndexableItems(indexable, size, n_jobs, verbose, backend)
         _write(out_dir, source, size, None if dtype is None else store_dtype(dtype), True, wait, durable)
         return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
