@@ -131,8 +131,9 @@ class _Pool:
     """Loky worker processes (kept across calls, idle ones exit after a minute), fed one call's item getter;
     with ``place_into`` (and a known ``length``), they place the items in the store themselves when they can."""
 
-    # Tasks submitted and handed on; the store to place items in and the call's task count bound, once the
-    # call starts where workers place them (None: they ship them all), and its slots.
+    # Tasks submitted and handed on so far. `placing`: the store and a bound on the call's task count, when
+    # workers may place items; `place_into`, `target` and `slots` are set once the call starts placing them
+    # (None: the workers ship every item).
     submitted = handed_on = 0
     placing: tuple[_placing.PlaceInto, int] | None = None
     place_into: _placing.PlaceInto | None = None
@@ -336,6 +337,7 @@ BACKENDS = ("processes", "threads")
 
 
 def check_backend(backend: str) -> None:
+    """Refuses a backend that is not one of ``BACKENDS``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
 
