@@ -17,6 +17,12 @@ ALLOWED = frozenset(
 )
 
 
+def taken_as_is(item: Any, dtype: np.dtype[Any]) -> bool:
+    """True when the native writer takes ``item`` straight from its memory into a store of ``dtype`` (a
+    little-endian store dtype): exactly an ndarray (no subclass), of ``dtype``, at least 1-D, C-contiguous."""
+    return type(item) is np.ndarray and item.dtype == dtype and item.ndim > 0 and item.flags.c_contiguous
+
+
 def store_dtype(dtype: Any) -> np.dtype[Any]:
     """The little-endian dtype used to store ``dtype``; TypeError outside the allowlist."""
     dt: np.dtype[Any] = np.dtype(dtype)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _native, _shipping
-from ._dtypes import ALLOWED
+from ._dtypes import ALLOWED, taken_as_is
 
 # The store dtypes by code (index + 1).
 DTYPES = tuple(sorted(ALLOWED))
@@ -140,14 +140,11 @@ def place(target: Target, task: int, items: list[Any]) -> Placed | None:
 
 
 def _common_dtype(items: list[Any]) -> np.dtype[Any] | None:
-    """The store dtype of ``items`` when each is an array the native writer takes as it is (exactly
-    ``ndarray``, at least 1-D, C-contiguous, of one little-endian store dtype), else None."""
+    """The store dtype of ``items`` when the native writer takes each as it is into a store of that dtype
+    (the first item's, if it is a little-endian store dtype), else None."""
     if not items or type(items[0]) is not np.ndarray:
         return None
     dtype: np.dtype[Any] = items[0].dtype
     if dtype.name not in ALLOWED or dtype != dtype.newbyteorder("<"):
         return None
-    for item in items:
-        if type(item) is not np.ndarray or item.dtype != dtype or not item.ndim or not item.flags.c_contiguous:
-            return None
-    return dtype
+    return dtype if all(taken_as_is(item, dtype) for item in items) else None

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._dtypes import store_dtype, to_store
+from ._dtypes import store_dtype, taken_as_is, to_store
 from ._placing import Placed, PlaceInto
 from .base import (
     Identity,
@@ -51,13 +51,7 @@ class _Batch:
         self.scalars: list[int] = []
         for k, item in enumerate(items):
             # (`dtype is not None` first: numpy compares a float64 dtype equal to None.)
-            if (
-                dtype is not None
-                and type(item) is np.ndarray
-                and item.dtype == dtype
-                and item.ndim
-                and item.flags.c_contiguous
-            ):
+            if dtype is not None and taken_as_is(item, dtype):
                 self.arrays.append(item)
                 continue
             arr = to_store(item, dtype, f"item {k}")

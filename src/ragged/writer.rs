@@ -230,7 +230,7 @@ impl RaggedWriter {
             .collect::<Result<Vec<u64>>>()?;
         let total = counts.iter().try_fold(0u64, |sum, &c| sum.checked_add(c));
         let next = self.next_after(total.unwrap_or(u64::MAX))?;
-        let position = self.next.saturating_mul(dtype.itemsize() as u64);
+        let position = self.position(); // (a store without a dtype yet has no element either)
         if start != position {
             return Err(Error::InvalidArgument(format!(
                 "items placed at byte {start}, but the next item goes at byte {position}"
