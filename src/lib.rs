@@ -15,6 +15,7 @@ pub mod format;
 pub mod lock;
 pub mod mmap;
 pub mod ragged;
+mod readahead;
 pub mod sharded;
 pub mod store;
 mod stream;

@@ -1,15 +1,13 @@
 //! A read-only (or, for mode `r+`, writable) shared mapping of one whole file. This is the crate's only
-//! place that turns mapped memory into a Rust slice, and that asks the kernel about it (`prefetch`).
+//! place that turns mapped memory into a Rust slice; `crate::readahead` asks the kernel about its pages.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-#[cfg(target_os = "linux")]
-use memmap2::Advice;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
+use crate::readahead::Readahead;
 
 /// One file mapped as it was when opened. Cheap to share behind an `Arc`; unmapped on drop.
 #[derive(Debug)]
@@ -20,8 +18,8 @@ pub struct Region {
     path: PathBuf,
     /// Device and inode of the mapped file: a replaced store has a new data file, an extended one the same.
     identity: (u64, u64),
-    /// Set once the file system turned down a page-cache probe (`prefetch`): no more are tried.
-    no_probes: AtomicBool,
+    /// What this mapping's page-cache probes found so far.
+    readahead: Readahead,
 }
 
 impl Region {
@@ -50,7 +48,7 @@ impl Region {
             writable,
             path: path.to_path_buf(),
             identity,
-            no_probes: AtomicBool::new(false),
+            readahead: Readahead::default(),
         })
     }
 
@@ -72,53 +70,25 @@ impl Region {
         }
     }
 
-    /// Starts reading the bytes of each of `ranges` into the page cache unless the page holding its first byte
-    /// is there already: a one-byte `preadv2(RWF_NOWAIT)` asks (it fails with EAGAIN instead of reading from
-    /// the disk, though finding the data on disk may still block briefly), and a cold range gets one
-    /// `madvise(MADV_WILLNEED)`, which queues its reads and returns (the kernel caps one call at the larger
-    /// of the device's readahead and request sizes). Touched page by page instead, a cold range is read one
-    /// readahead window around each fault, each read waited for before the next is asked for.
-    ///
-    /// `madvise` alone would do, but on a range already in memory it costs about 12 us per 600 KB, the probe
-    /// about 1 us; and when the first `WARM_AFTER_PROBES` ranges are all in memory, the rest are taken to be
-    /// too and are not probed (their misses fault as they would without this), so a warm batch pays a few
-    /// probes, not one per item. The price: with a fraction p of the items in memory, a batch goes
-    /// unprefetched with probability p^8. The file is opened for the call (a store keeps no descriptor open)
-    /// and must still be the one mapped. A hint: nothing changes when a call fails; a file system without
-    /// RWF_NOWAIT (some network file systems) gets no prefetch, and no more probes, from then on.
+    /// The mapping, for `crate::readahead`'s advice; `None` for an empty file.
+    pub(crate) fn raw(&self) -> Option<&MmapRaw> {
+        self.map.as_ref()
+    }
+
+    /// Starts reading those of `ranges` that are not in the page cache, for a copy (`Readahead::prefetch`).
     pub fn prefetch(&self, ranges: &[Range<usize>]) {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let Some(map) = &self.map else { return };
-            let mut ranges = ranges.iter().filter(|r| !r.is_empty() && r.end <= map.len()).peekable();
-            if ranges.peek().is_none() || self.no_probes.load(Ordering::Relaxed) {
-                return;
-            }
-            let Ok((file, meta)) = crate::files::open_regular(&self.path, false) else {
-                return;
-            };
-            if (meta.dev(), meta.ino()) != self.identity {
-                return;
-            }
-            let mut all_cached = true;
-            for (k, range) in ranges.enumerate() {
-                if all_cached && k == WARM_AFTER_PROBES {
-                    return;
-                }
-                match is_cached(&file, range.start as u64) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        all_cached = false;
-                        drop(map.advise_range(Advice::WillNeed, range.start, range.len()));
-                    }
-                    Err(Unanswered::Unsupported) => return self.no_probes.store(true, Ordering::Relaxed),
-                    Err(Unanswered::Failed) => return,
-                }
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = ranges;
+        self.readahead.prefetch(self, ranges);
+    }
+
+    /// Whether views of `count` more large items are due a probe (`Readahead::views_due_probe`).
+    pub fn views_due_probe(&self, count: usize) -> bool {
+        self.readahead.views_due_probe(count)
+    }
+
+    /// Starts reading those of `ranges`, about to be handed out as views, that are not in the page cache,
+    /// unless views go unread here (`Readahead::prefetch_views`).
+    pub fn prefetch_views(&self, ranges: &[Range<usize>]) {
+        self.readahead.prefetch_views(self, ranges);
     }
 
     /// Base pointer for writable buffer export, `None` when the region is read-only or empty.
@@ -155,124 +125,9 @@ impl Region {
     }
 }
 
-/// `Region::prefetch` stops probing after this many ranges all found in memory.
-#[cfg(target_os = "linux")]
-const WARM_AFTER_PROBES: usize = 8;
-
-/// Why `is_cached` could not tell.
-#[cfg(target_os = "linux")]
-#[derive(Debug, PartialEq, Eq)]
-enum Unanswered {
-    /// The system or file system has no RWF_NOWAIT reads: asking again is pointless.
-    Unsupported,
-    /// An I/O error, or `offset` past the end of the file (which shrank).
-    Failed,
-}
-
-/// Whether the byte at `offset` of `file` is in the page cache. On Linux 5.9 and later a miss also starts
-/// a small read-ahead at `offset`.
-#[cfg(target_os = "linux")]
-fn is_cached(file: &std::fs::File, offset: u64) -> std::result::Result<bool, Unanswered> {
-    use rustix::io::{preadv2, Errno, ReadWriteFlags};
-    let mut byte = [0u8; 1];
-    loop {
-        match preadv2(
-            file,
-            &mut [std::io::IoSliceMut::new(&mut byte)],
-            offset,
-            ReadWriteFlags::NOWAIT,
-        ) {
-            Ok(0) => return Err(Unanswered::Failed),
-            Ok(_) => return Ok(true),
-            Err(Errno::AGAIN) => return Ok(false),
-            Err(Errno::INTR) => continue,
-            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => return Err(Unanswered::Unsupported),
-            Err(_) => return Err(Unanswered::Failed),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Bytes of `path` in the page cache, by util-linux's `fincore`; `None` without it.
-    #[cfg(target_os = "linux")]
-    fn cached_bytes(path: &Path) -> Option<u64> {
-        let out = std::process::Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--output", "RES"])
-            .arg(path)
-            .output()
-            .ok()?;
-        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn prefetch_reads_cold_ranges_into_the_page_cache_and_nothing_else() {
-        // Under target/, on the disk the build uses: /tmp may be a tmpfs, whose pages cannot be dropped.
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        let dir = tempfile::tempdir_in(&target).or_else(|_| tempfile::tempdir()).unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, vec![7u8; 8 << 20]).unwrap();
-        std::fs::File::open(&path).unwrap().sync_all().unwrap();
-        // GNU dd's `iflag=nocache count=0` drops the file's pages (posix_fadvise DONTNEED).
-        let dropped = std::process::Command::new("dd")
-            .args([
-                format!("if={}", path.display()),
-                "iflag=nocache".into(),
-                "count=0".into(),
-            ])
-            .output()
-            .is_ok_and(|out| out.status.success());
-        let region = Region::open(&path, false).unwrap();
-        // A probe at the end of the file reads nothing, and tells whether the system has RWF_NOWAIT.
-        let probes = is_cached(&std::fs::File::open(&path).unwrap(), 8 << 20) == Err(Unanswered::Failed);
-        if !dropped || !probes || cached_bytes(&path) != Some(0) {
-            eprintln!(
-                "skipped: no dd, fincore or RWF_NOWAIT, or the page cache of {} cannot be dropped (tmpfs?)",
-                path.display()
-            );
-            return;
-        }
-        // Two ranges of 128 KiB (within any device's readahead limit, which caps what one WILLNEED reads),
-        // far apart; the rest of the file must stay out. (Polled with fincore: a probe of a cold page would
-        // start reading it.)
-        let ranges = [0..128 << 10, (4 << 20)..(4 << 20) + (128 << 10)];
-        region.prefetch(&ranges);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut cached = 0;
-        while cached < 256 << 10 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            cached = cached_bytes(&path).unwrap();
-        }
-        assert!((256 << 10..4 << 20).contains(&cached), "{cached} bytes cached");
-        let file = std::fs::File::open(&path).unwrap();
-        assert!(ranges
-            .iter()
-            .all(|r| is_cached(&file, r.start as u64) == Ok(true) && is_cached(&file, r.end as u64 - 1) == Ok(true)));
-        // Already cached: nothing more is read. Out of bounds and empty ranges are ignored.
-        region.prefetch(&[0..128 << 10, 0..(9 << 20), 10..10]);
-        assert_eq!(cached_bytes(&path), Some(cached));
-        // After WARM_AFTER_PROBES cached ranges, the rest is not even probed (a probe of a cold page would
-        // start reading it); one cold range among the first ones keeps every range probed.
-        let far = (6 << 20)..(6 << 20) + (128 << 10);
-        region.prefetch(&[vec![0..4096; WARM_AFTER_PROBES], vec![far.clone()]].concat());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(
-            cached_bytes(&path),
-            Some(cached),
-            "a range past the warm probes was read"
-        );
-        region.prefetch(&[vec![0..4096; WARM_AFTER_PROBES - 1], vec![far]].concat());
-        while cached_bytes(&path) < Some(cached + (128 << 10)) {
-            assert!(
-                std::time::Instant::now() < deadline + std::time::Duration::from_secs(5),
-                "never read"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
 
     #[test]
     fn maps_whole_file_and_empty_file() {

@@ -451,6 +451,67 @@ def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
         shutil.rmtree(store_dir, ignore_errors=True)
 
 
+def _cached_bytes(path: Path) -> int:
+    """Bytes of ``path`` in the page cache, by util-linux's ``fincore`` (which, unlike a read, starts no
+    read-ahead); skips the test without it."""
+    fincore = shutil.which("fincore")
+    if fincore is None:
+        pytest.skip("no fincore here")
+    import subprocess
+
+    out = subprocess.run([fincore, "--bytes", "--noheadings", "--output", "RES", str(path)], capture_output=True)
+    if out.returncode != 0:
+        pytest.skip(f"fincore failed: {out.stderr!r}")
+    return int(out.stdout)
+
+
+@pytest.fixture
+def cold_store() -> Any:
+    """A store of 24 items of 384 KiB under target/ (on a disk: pytest's tmp_path may be a tmpfs, which keeps
+    its pages), out of the page cache: ``(store_dir, data file, item bytes)``; skips where that cannot be."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("page cache probes need Linux")
+    store_dir = Path(__file__).resolve().parent.parent / "target" / f"cold-views-{os.getpid()}"
+    try:
+        store_dir.parent.mkdir(exist_ok=True)
+    except OSError:
+        pytest.skip("target/ cannot be written (a read-only checkout)")
+    try:
+        RaggedMmap.from_lists(store_dir, [np.full((384, 1024), k, np.uint8) for k in range(24)])
+        data = store_dir / "data.ninja"
+        fd = os.open(data, os.O_RDONLY)
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        if _cached_bytes(data) != 0:
+            pytest.skip("the page cache of the store cannot be dropped here")
+        _cached(data, os.path.getsize(data) - 1)  # skips without RWF_NOWAIT (the probe reads the last page)
+        yield store_dir, data, 384 << 10
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
+
+
+def test_a_view_of_a_cold_item_is_read_ahead_whole(cold_store: Any) -> None:
+    # Touched page by page, a cold view would be read one read-ahead window per fault, each waited for.
+    store_dir, data, item_bytes = cold_store
+    store = RaggedMmap(store_dir)
+    view = store[5]
+    deadline = time.monotonic() + 5
+    while _cached_bytes(data) < item_bytes and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _cached_bytes(data) >= item_bytes
+    assert (view == 5).all()
+
+
+def test_a_scan_of_shapes_does_not_read_the_items(cold_store: Any) -> None:
+    # Views nobody reads: the first is asked for, and seen unread, the rest are not.
+    store_dir, data, item_bytes = cold_store
+    store = RaggedMmap(store_dir)
+    assert [store[i].shape for i in range(len(store))] == [(384, 1024)] * 24
+    time.sleep(0.1)
+    assert _cached_bytes(data) < 4 * item_bytes
+
+
 def test_gather_releases_the_gil(tmp_path: Path) -> None:
     store = RaggedMmap.from_lists(tmp_path / "r", [np.full((1024, 1024), i, np.uint8) for i in range(32)])
     indices = list(range(32)) * 8  # 256 MiB per gather

@@ -100,12 +100,14 @@ impl PyRaggedStore {
     /// Item `index` (negative counts from the end) as a numpy view, or a Python scalar for a 0-d item.
     fn get<'py>(&self, py: Python<'py>, index: i64) -> PyResult<Bound<'py, PyAny>> {
         let item = self.inner.locate(index)?;
+        self.prefetch_views(py, std::slice::from_ref(&item));
         self.item_view(py, item)
     }
 
     /// Many items in one call, from a C-contiguous int64 array of indices.
     fn get_many<'py>(&self, py: Python<'py>, indices: PyBuffer<i64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let items = self.inner.locate_many(&payload::indices(py, &indices)?)?;
+        self.prefetch_views(py, &items);
         items.into_iter().map(|item| self.item_view(py, item)).collect()
     }
 
@@ -157,6 +159,15 @@ impl PyRaggedStore {
 }
 
 impl PyRaggedStore {
+    /// Asks for the large ones of `items` not in memory before they are handed out as views, when a probe is
+    /// due (`RaggedStore::views_to_probe`), with the GIL released.
+    fn prefetch_views(&self, py: Python<'_>, items: &[Item]) {
+        let ranges = self.inner.views_to_probe(items);
+        if !ranges.is_empty() {
+            py.detach(|| self.inner.region().prefetch_views(&ranges));
+        }
+    }
+
     /// The view of a located item; a 0-d item comes back as a Python scalar.
     fn item_view<'py>(&self, py: Python<'py>, item: Item) -> PyResult<Bound<'py, PyAny>> {
         let view = self.views.view(py, item.start, item.end, &item.shape)?;
