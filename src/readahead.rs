@@ -1,17 +1,23 @@
 //! Reading cold items ahead. Touched page by page, a mapped item of a few hundred KB that is not in the page
 //! cache is read one readahead window around each fault, each read waited for before the next is asked for
-//! (about 8 ms for 600 KB on this project's virtual disk); asked for whole with `madvise(MADV_WILLNEED)`, its
-//! reads are queued at once (about 1 ms). A probe, a one-byte `preadv2(RWF_NOWAIT)`, first tells whether a
-//! range is in memory: `madvise` alone would do, but on a range already in memory it costs about 12 us per
-//! 600 KB, the probe about 1 us. Everything here is a hint: nothing changes when a call fails, and a file
-//! system without RWF_NOWAIT (some network file systems) gets no readahead, and no more probes, from then on.
+//! (about 8 ms for 600 KB on this project's virtual disk, whose 8 MiB readahead also reads about 13 times the
+//! item's bytes); asked for with `madvise(MADV_WILLNEED)`, its reads are queued at once (about 1 ms). The
+//! kernel caps what one such call reads at the device's readahead or request size, so items are asked for in
+//! `ADVICE_CHUNK` pieces, up to `MAX_ADVICE` bytes each. A probe, a one-byte `preadv2(RWF_NOWAIT)`, first
+//! tells whether a range is in memory: `madvise` alone would do, but on a range already in memory it costs
+//! about 12 us per 600 KB, the probe about 1 us. Everything here is a hint: nothing changes when a call
+//! fails. A mapping whose file cannot be probed (a file system without RWF_NOWAIT, as some network ones; a
+//! data file replaced or removed since it was mapped; any system but Linux) gets no readahead, and no more
+//! probes, from then on.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::mmap::Region;
 
 /// `Readahead::prefetch` stops probing after this many ranges all found in memory.
+#[cfg(target_os = "linux")]
 const WARM_AFTER_PROBES: usize = 8;
 
 /// `Readahead::views_due_probe` probes every view until this many in a row were found in memory, and then
@@ -19,24 +25,66 @@ const WARM_AFTER_PROBES: usize = 8;
 const WARM_VIEWS: usize = 256;
 const PROBE_VIEWS_EVERY: usize = 1024;
 
-/// Large views handed out without a probe after a view asked for went unread.
+/// A view asked for is judged read or unread once this many large views came after it (a batch whose views
+/// are all touched after the last is handed out, as `np.stack` of a list of gets, is read too), and
+/// forgotten unjudged after `4 * JUDGE_AFTER` (its pages may have been evicted since).
+const JUDGE_AFTER: usize = 128;
+
+/// Large views handed out without a probe after a view asked for went unread, doubled for each further
+/// unread verdict in a row (up to 16 times).
 const UNREAD_VIEW_SKIPS: usize = 1024;
 
+/// One `madvise` call asks for at most this many bytes (the smallest common readahead), and one item for at
+/// most `MAX_ADVICE`.
+#[cfg(target_os = "linux")]
+const ADVICE_CHUNK: usize = 128 << 10;
+#[cfg(target_os = "linux")]
+const MAX_ADVICE: usize = 16 << 20;
+
 /// What one mapping's probes found so far. Threads racing on it only blur a hint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Readahead {
-    /// Set once the file system turned down a probe: no more are tried.
+    /// Set once probes turned out impossible: no more are tried.
     no_probes: AtomicBool,
-    /// Views found in memory in a row (up to `WARM_VIEWS`), and large views handed out since the last probe.
+    /// Large views handed out so far.
+    views: AtomicUsize,
+    /// Views found in memory in a row (up to `WARM_VIEWS`).
     warm_views: AtomicUsize,
+    /// Large views handed out since the last probe of a warm mapping.
     unprobed_views: AtomicUsize,
-    /// Address of a page of the view asked for last (0: none), looked at when the next cold views come.
-    asked_view: AtomicUsize,
-    /// Large views still to hand out without a probe.
+    /// Large views still to hand out without a probe, after views went unread.
     unread_skips: AtomicUsize,
+    /// Unread verdicts in a row.
+    unread_verdicts: AtomicUsize,
+    /// A view asked for, to be judged read or unread (see `prefetch_views`).
+    asked: Mutex<Option<Asked>>,
+}
+
+/// A view asked for: a page of it, the count of large views when it was handed out, and the process that
+/// did (a forked child's page tables start without the parent's pages of the mapping).
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    page: usize,
+    view: usize,
+    pid: u32,
+}
+
+impl Default for Readahead {
+    fn default() -> Self {
+        Readahead {
+            no_probes: AtomicBool::new(!cfg!(target_os = "linux")),
+            views: AtomicUsize::new(0),
+            warm_views: AtomicUsize::new(0),
+            unprobed_views: AtomicUsize::new(0),
+            unread_skips: AtomicUsize::new(0),
+            unread_verdicts: AtomicUsize::new(0),
+            asked: Mutex::new(None),
+        }
+    }
 }
 
 /// What a call's probes found: every probed range in memory (how many), or at least one not.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, PartialEq, Eq)]
 enum Probed {
     Warm(usize),
@@ -56,7 +104,7 @@ impl Readahead {
 
     /// Whether views of `count` more large items are due a probe (`prefetch_views`): every time until the
     /// probes found `WARM_VIEWS` views in a row in memory, then once per `PROBE_VIEWS_EVERY` views; none for
-    /// `UNREAD_VIEW_SKIPS` views after views went unread.
+    /// a while after views went unread.
     ///
     /// The numbers weigh a probe (about 5 us: an open, a one-byte read, a close) against a cold item read
     /// fault by fault (milliseconds): a store that misses more than about one item in a thousand had better
@@ -64,6 +112,7 @@ impl Readahead {
     /// per view, and one that goes cold again is noticed within about `PROBE_VIEWS_EVERY` / (its miss rate)
     /// views.
     pub fn views_due_probe(&self, count: usize) -> bool {
+        self.views.fetch_add(count, Ordering::Relaxed);
         if self.no_probes.load(Ordering::Relaxed) {
             return false;
         }
@@ -87,22 +136,29 @@ impl Readahead {
     }
 
     /// `prefetch` for ranges about to be handed out as views, which their reader may never touch (a scan of
-    /// the items' shapes): a view asked for is remembered, and when the next call finds cold views while its
-    /// middle page is still not mapped in this process, views go unread here: that call's cold views are not
-    /// asked for, and the next `UNREAD_VIEW_SKIPS` views are not even probed. Also counts views found in
-    /// memory, for `views_due_probe`.
+    /// the items' shapes). One view asked for is remembered; at the first call that finds cold views
+    /// `JUDGE_AFTER` views later, it was read if its middle page is mapped in this process by then. If not,
+    /// views go unread here: that call's cold views are not asked for, and the next `UNREAD_VIEW_SKIPS` views
+    /// (more after further unread verdicts) are not even probed. A scan of shapes so reads about
+    /// `JUDGE_AFTER` items of every `UNREAD_VIEW_SKIPS`, less and less; a reader who touches each view, or
+    /// each batch of views before the next, keeps its views asked for. Also counts views found in memory,
+    /// for `views_due_probe`.
     pub fn prefetch_views(&self, region: &Region, ranges: &[Range<usize>]) {
         let mut read = None;
-        let mut asked = None;
+        let mut first_asked = None;
         let found = self.probe(region, ranges, |range| {
             let ask = *read.get_or_insert_with(|| self.views_read());
-            if ask && asked.is_none() {
-                asked = Some(page_address(region, range.start + range.len() / 2));
+            if ask && first_asked.is_none() {
+                first_asked = page_address(region, range.start + range.len() / 2);
             }
             ask
         });
-        if let Some(Some(address)) = asked {
-            self.asked_view.store(address, Ordering::Relaxed);
+        if let Some(page) = first_asked {
+            let mut asked = self.asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if asked.is_none() {
+                let (view, pid) = (self.views.load(Ordering::Relaxed), std::process::id());
+                *asked = Some(Asked { page, view, pid });
+            }
         }
         match found {
             Some(Probed::Warm(found)) => {
@@ -116,12 +172,21 @@ impl Readahead {
 
     /// Whether this call's cold views are to be asked for (see `prefetch_views`).
     fn views_read(&self) -> bool {
-        let asked = self.asked_view.swap(0, Ordering::Relaxed);
-        if asked != 0 && is_mapped(asked) == Some(false) {
-            self.unread_skips.store(UNREAD_VIEW_SKIPS, Ordering::Relaxed);
-            return false;
+        let mut asked = self.asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(view) = *asked else { return true };
+        let age = self.views.load(Ordering::Relaxed).saturating_sub(view.view);
+        if age < JUDGE_AFTER && view.pid == std::process::id() {
+            return true;
         }
-        true
+        *asked = None;
+        if age > 4 * JUDGE_AFTER || view.pid != std::process::id() || is_mapped(view.page) != Some(false) {
+            self.unread_verdicts.store(0, Ordering::Relaxed);
+            return true;
+        }
+        let verdicts = self.unread_verdicts.fetch_add(1, Ordering::Relaxed).min(4);
+        self.unread_skips
+            .store(UNREAD_VIEW_SKIPS << verdicts, Ordering::Relaxed);
+        false
     }
 
     /// Probes `ranges` of `region` and asks for the cold ones that `ask` accepts; what the probes found,
@@ -140,10 +205,13 @@ impl Readahead {
             if ranges.peek().is_none() || self.no_probes.load(Ordering::Relaxed) {
                 return None;
             }
-            let (file, meta) = crate::files::open_regular(region.path(), false).ok()?;
-            if (meta.dev(), meta.ino()) != region.identity() {
+            let file = crate::files::open_regular(region.path(), false)
+                .ok()
+                .filter(|(_, meta)| (meta.dev(), meta.ino()) == region.identity());
+            let Some((file, _)) = file else {
+                self.no_probes.store(true, Ordering::Relaxed);
                 return None;
-            }
+            };
             let (mut warm, mut cold) = (0, false);
             for range in ranges {
                 if !cold && warm == WARM_AFTER_PROBES {
@@ -154,7 +222,7 @@ impl Readahead {
                     Ok(false) => {
                         cold = true;
                         if ask(range) {
-                            drop(map.advise_range(memmap2::Advice::WillNeed, range.start, range.len()));
+                            advise(map, range);
                         }
                     }
                     Err(Unanswered::Unsupported) => {
@@ -178,29 +246,43 @@ impl Readahead {
     }
 }
 
-/// The address of the page holding byte `offset` of `region`'s mapping.
+/// Asks for the first `MAX_ADVICE` bytes of `range` of `map`, `ADVICE_CHUNK` at a time.
+#[cfg(target_os = "linux")]
+fn advise(map: &memmap2::MmapRaw, range: &Range<usize>) {
+    let end = range.end.min(range.start.saturating_add(MAX_ADVICE));
+    for start in (range.start..end).step_by(ADVICE_CHUNK) {
+        let len = ADVICE_CHUNK.min(end - start);
+        if map.advise_range(memmap2::Advice::WillNeed, start, len).is_err() {
+            return;
+        }
+    }
+}
+
+/// The address of the page holding byte `offset` of `region`'s mapping (Linux only: see `is_mapped`).
 fn page_address(region: &Region, offset: usize) -> Option<usize> {
-    let base = region.raw()?.as_ptr() as usize;
-    Some(base.checked_add(offset)? & !(page_size() - 1))
-}
-
-fn page_size() -> usize {
     #[cfg(target_os = "linux")]
-    return rustix::param::page_size();
+    {
+        let base = region.raw()?.as_ptr() as usize;
+        Some(base.checked_add(offset)? & !(rustix::param::page_size() - 1))
+    }
     #[cfg(not(target_os = "linux"))]
-    return 4096;
+    {
+        let _ = (region, offset);
+        None
+    }
 }
 
-/// Whether the page at `address` is mapped in this process's page tables (it is once read through the
-/// mapping, and never while it is out of the page cache), from `/proc/self/pagemap`; `None` when that
-/// cannot tell.
+/// Whether the page at `address` is mapped in this process's page tables, from `/proc/self/pagemap`;
+/// `None` when that cannot tell. A page of a shared file mapping is mapped once this process reads it (or
+/// reads next to it: a fault maps the cached pages around it too), and unmapped when it leaves the page
+/// cache; a forked child starts with none.
 fn is_mapped(address: usize) -> Option<bool> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::FileExt;
         let pagemap = std::fs::File::open("/proc/self/pagemap").ok()?;
         let mut entry = [0u8; 8];
-        let at = (address / page_size()).checked_mul(8)?;
+        let at = (address / rustix::param::page_size()).checked_mul(8)?;
         pagemap.read_exact_at(&mut entry, at as u64).ok()?;
         Some(u64::from_ne_bytes(entry) >> 63 == 1)
     }
@@ -323,14 +405,14 @@ mod tests {
         // Already cached: nothing more is read. Out of bounds and empty ranges are ignored.
         // (At most as many bytes as before: the kernel may evict some meanwhile.)
         region.prefetch(&[0..128 << 10, 0..(9 << 20), 10..10]);
-        assert!(cached_bytes(&path) <= Some(cached));
+        assert!(cached_bytes(&path).unwrap() <= cached);
         // After WARM_AFTER_PROBES cached ranges, the rest is not even probed (a probe of a cold page would
         // start reading it); one cold range among the first ones keeps every range probed.
         let far = (6 << 20)..(6 << 20) + (128 << 10);
         region.prefetch(&[vec![0..4096; WARM_AFTER_PROBES], vec![far.clone()]].concat());
         std::thread::sleep(Duration::from_millis(50));
         assert!(
-            cached_bytes(&path) <= Some(cached),
+            cached_bytes(&path).unwrap() <= cached,
             "a range past the warm probes was read"
         );
         region.prefetch(&[vec![0..4096; WARM_AFTER_PROBES - 1], vec![far]].concat());
@@ -340,8 +422,9 @@ mod tests {
         );
     }
 
-    /// `prefetch_views` for the one view of `range`.
+    /// A large view of `range` handed out, as `RaggedStore` does it (counted, probed whether due or not).
     fn view(region: &Region, range: Range<usize>) {
+        region.views_due_probe(1);
         region.prefetch_views(std::slice::from_ref(&range));
     }
 
@@ -361,28 +444,41 @@ mod tests {
     }
 
     #[test]
-    fn cold_views_are_asked_for_while_their_reader_touches_them() {
+    fn cold_views_are_asked_for_unless_their_reader_leaves_them_unread() {
         let Some((_dir, path)) = file(true) else { return };
         const MIB: usize = 1 << 20;
-        // The reader touches the middle page (the one `prefetch_views` looks at): touched page by page, the view's
-        // pages marked for read-ahead would start reads of the rest of this small file.
-        let touch = |region: &Region, range: Range<usize>| region.bytes()[(range.start + range.end) / 2];
-        let region = Region::open(&path, false).unwrap();
-        view(&region, 0..128 << 10);
-        let cached = await_cached(&path, 128 << 10);
-        assert!(cached >= 128 << 10, "{cached} bytes cached");
-        assert_eq!(touch(&region, 0..128 << 10), 7);
-        view(&region, MIB..MIB + (128 << 10));
-        let cached = await_cached(&path, 256 << 10);
-        assert!(cached >= 256 << 10, "{cached} bytes cached");
-        drop(region);
+        const RANGE: usize = 128 << 10;
+        // The reader touches the middle page (the one `prefetch_views` looks at): touched page by page, the
+        // view's pages marked for read-ahead would start reads of the rest of this small file.
+        let touch = |region: &Region, at: usize| region.bytes()[at + RANGE / 2];
+        // A view asked for: its 128 KiB come in (the probe alone reads 16 KiB; some slack for pages the kernel
+        // evicts meanwhile).
+        let asked = |region: &Region, at: usize| {
+            let before = cached_bytes(&path).unwrap();
+            view(region, at..at + RANGE);
+            let cached = await_cached(&path, before + RANGE as u64);
+            assert!(
+                cached >= before + RANGE as u64 / 2,
+                "{cached} bytes cached, {before} before"
+            );
+        };
 
-        // A view asked for and never read: the next cold views are not asked for. (Their probe starts a
-        // small read-ahead of its own, far less than the 2 MiB asked for would be.)
+        // A view read by the time it is judged: the next cold view is asked for.
         let region = Region::open(&path, false).unwrap();
-        view(&region, 2 * MIB..2 * MIB + (128 << 10));
-        let cached = await_cached(&path, 384 << 10);
-        assert!(cached >= 384 << 10, "{cached} bytes cached");
+        asked(&region, 0);
+        assert_eq!(touch(&region, 0), 7);
+        region.views_due_probe(JUDGE_AFTER);
+        asked(&region, MIB);
+
+        // Views not yet judged (a batch touched once whole) are asked for, read or not.
+        let region = Region::open(&path, false).unwrap();
+        asked(&region, 2 * MIB);
+        asked(&region, 3 * MIB);
+
+        // Judged unread: the next cold views are not asked for (their probe starts a small read-ahead of its
+        // own, far less than the 2 MiB asked for would be), and the next views are not even probed.
+        region.views_due_probe(JUDGE_AFTER);
+        let cached = cached_bytes(&path).unwrap();
         view(&region, 4 * MIB..6 * MIB);
         std::thread::sleep(Duration::from_millis(100));
         let after = cached_bytes(&path).unwrap();

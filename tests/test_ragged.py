@@ -425,7 +425,7 @@ def _cached(path: Path, offset: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache probes need Linux")
 def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
     # Items of 64 KiB or more are prefetched when cold: this checks that what such a gather returns is right
-    # (that the prefetch happens is src/mmap.rs's test). The store goes under target/, on a disk, where
+    # (that the prefetch happens is src/readahead.rs's test). The store goes under target/, on a disk, where
     # pytest's tmp_path may be on a tmpfs (which keeps its pages); the test skips when eviction does not work.
     rng = np.random.default_rng(4)
     items = [rng.integers(0, 256, (64 + k, 1024 + 3 * k), dtype=np.uint8) for k in range(24)]
@@ -467,8 +467,9 @@ def _cached_bytes(path: Path) -> int:
 
 @pytest.fixture
 def cold_store() -> Any:
-    """A store of 24 items of 384 KiB under target/ (on a disk: pytest's tmp_path may be a tmpfs, which keeps
-    its pages), out of the page cache: ``(store_dir, data file, item bytes)``; skips where that cannot be."""
+    """A store of 600 items of 64 KiB (the smallest read ahead) under target/ (on a disk: pytest's tmp_path may
+    be a tmpfs, which keeps its pages), out of the page cache: ``(store_dir, data file, item bytes)``; skips
+    where that cannot be."""
     if not sys.platform.startswith("linux"):
         pytest.skip("page cache probes need Linux")
     store_dir = Path(__file__).resolve().parent.parent / "target" / f"cold-views-{os.getpid()}"
@@ -477,7 +478,7 @@ def cold_store() -> Any:
     except OSError:
         pytest.skip("target/ cannot be written (a read-only checkout)")
     try:
-        RaggedMmap.from_lists(store_dir, [np.full((384, 1024), k, np.uint8) for k in range(24)])
+        RaggedMmap.from_lists(store_dir, [np.full((256, 256), k % 256, np.uint8) for k in range(600)])
         data = store_dir / "data.ninja"
         fd = os.open(data, os.O_RDONLY)
         os.fsync(fd)
@@ -486,7 +487,7 @@ def cold_store() -> Any:
         if _cached_bytes(data) != 0:
             pytest.skip("the page cache of the store cannot be dropped here")
         _cached(data, os.path.getsize(data) - 1)  # skips without RWF_NOWAIT (the probe reads the last page)
-        yield store_dir, data, 384 << 10
+        yield store_dir, data, 64 << 10
     finally:
         shutil.rmtree(store_dir, ignore_errors=True)
 
@@ -504,12 +505,13 @@ def test_a_view_of_a_cold_item_is_read_ahead_whole(cold_store: Any) -> None:
 
 
 def test_a_scan_of_shapes_does_not_read_the_items(cold_store: Any) -> None:
-    # Views nobody reads: the first is asked for, and seen unread, the rest are not.
+    # Views nobody reads: those handed out before the first is judged unread (128 of them) are asked for, the
+    # rest are not. (The probes read a little too, more in a sequential scan, which the kernel reads ahead.)
     store_dir, data, item_bytes = cold_store
     store = RaggedMmap(store_dir)
-    assert [store[i].shape for i in range(len(store))] == [(384, 1024)] * 24
+    assert [store[i].shape for i in range(len(store))] == [(256, 256)] * 600
     time.sleep(0.1)
-    assert _cached_bytes(data) < 4 * item_bytes
+    assert _cached_bytes(data) < 300 * item_bytes
 
 
 def test_gather_releases_the_gil(tmp_path: Path) -> None:
