@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -422,33 +424,41 @@ def _cached(path: Path, offset: int) -> bool:
         os.close(fd)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache probes need Linux")
-def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
-    # Items of 64 KiB or more are prefetched when cold: this checks that what such a gather returns is right
-    # (that the prefetch happens is src/readahead.rs's test). The store goes under target/, on a disk, where
-    # pytest's tmp_path may be on a tmpfs (which keeps its pages); the test skips when eviction does not work.
-    rng = np.random.default_rng(4)
-    items = [rng.integers(0, 256, (64 + k, 1024 + 3 * k), dtype=np.uint8) for k in range(24)]
-    store_dir = Path(__file__).resolve().parent.parent / "target" / f"cold-gather-{os.getpid()}"
+@contextlib.contextmanager
+def _evicted_store(name: str, items: list[np.ndarray]) -> Iterator[Path]:
+    """A store of ``items`` under target/ (on a disk: pytest's tmp_path may be a tmpfs, which keeps its pages),
+    its data file evicted from the page cache (the caller checks that it was), removed afterwards; skips where
+    target/ cannot be written."""
+    store_dir = Path(__file__).resolve().parent.parent / "target" / f"{name}-{os.getpid()}"
     try:
         store_dir.parent.mkdir(exist_ok=True)
     except OSError:
         pytest.skip("target/ cannot be written (a read-only checkout)")
     try:
         RaggedMmap.from_lists(store_dir, items)
-        data = store_dir / "data.ninja"
-        fd = os.open(data, os.O_RDONLY)
+        fd = os.open(store_dir / "data.ninja", os.O_RDONLY)
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(fd)
+        yield store_dir
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache probes need Linux")
+def test_a_gather_from_a_store_out_of_the_page_cache_reads_every_item() -> None:
+    # Items of 64 KiB or more are prefetched when cold: this checks that what such a gather returns is right
+    # (that the prefetch happens is src/readahead.rs's test); it skips when eviction does not work.
+    rng = np.random.default_rng(4)
+    items = [rng.integers(0, 256, (64 + k, 1024 + 3 * k), dtype=np.uint8) for k in range(24)]
+    with _evicted_store("cold-gather", items) as store_dir:
+        data = store_dir / "data.ninja"
         if _cached(data, 0) or _cached(data, os.path.getsize(data) - 1):
             pytest.skip("the page cache of the store cannot be dropped here")
         store = RaggedMmap(store_dir)
         order = rng.permutation(len(items))
         for view, i in zip(store.gather(order), order, strict=True):
             assert np.array_equal(view, items[i])
-    finally:
-        shutil.rmtree(store_dir, ignore_errors=True)
 
 
 def _cached_bytes(path: Path) -> int:
@@ -467,29 +477,16 @@ def _cached_bytes(path: Path) -> int:
 
 @pytest.fixture
 def cold_store() -> Any:
-    """A store of 600 items of 64 KiB (the smallest read ahead) under target/ (on a disk: pytest's tmp_path may
-    be a tmpfs, which keeps its pages), out of the page cache: ``(store_dir, data file, item bytes)``; skips
-    where that cannot be."""
+    """A store of 600 items of 64 KiB (the smallest read ahead) out of the page cache (``_evicted_store``):
+    ``(store_dir, data file, item bytes)``; skips where that cannot be."""
     if not sys.platform.startswith("linux"):
         pytest.skip("page cache probes need Linux")
-    store_dir = Path(__file__).resolve().parent.parent / "target" / f"cold-views-{os.getpid()}"
-    try:
-        store_dir.parent.mkdir(exist_ok=True)
-    except OSError:
-        pytest.skip("target/ cannot be written (a read-only checkout)")
-    try:
-        RaggedMmap.from_lists(store_dir, [np.full((256, 256), k % 256, np.uint8) for k in range(600)])
+    with _evicted_store("cold-views", [np.full((256, 256), k % 256, np.uint8) for k in range(600)]) as store_dir:
         data = store_dir / "data.ninja"
-        fd = os.open(data, os.O_RDONLY)
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
         if _cached_bytes(data) != 0:
             pytest.skip("the page cache of the store cannot be dropped here")
         _cached(data, os.path.getsize(data) - 1)  # skips without RWF_NOWAIT (the probe reads the last page)
         yield store_dir, data, 64 << 10
-    finally:
-        shutil.rmtree(store_dir, ignore_errors=True)
 
 
 def test_a_view_of_a_cold_item_is_read_ahead_whole(cold_store: Any) -> None:
