@@ -112,10 +112,10 @@ impl Readahead {
     /// per view, and one that goes cold again is noticed within about `PROBE_VIEWS_EVERY` / (its miss rate)
     /// views.
     pub fn views_due_probe(&self, count: usize) -> bool {
-        self.views.fetch_add(count, Ordering::Relaxed);
         if self.no_probes.load(Ordering::Relaxed) {
             return false;
         }
+        self.views.fetch_add(count, Ordering::Relaxed);
         let skips = self.unread_skips.load(Ordering::Relaxed);
         if skips > 0 {
             self.unread_skips.store(skips.saturating_sub(count), Ordering::Relaxed);
