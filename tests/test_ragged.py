@@ -199,6 +199,22 @@ def test_values_the_store_cannot_hold_raise_instead_of_being_cast(tmp_path: Path
         RaggedMmap.from_lists(tmp_path / "m", [[1, 2], [0.5]])
 
 
+def test_floats_are_rounded_into_a_narrower_float_store_but_never_overflow(tmp_path: Path) -> None:
+    # float64 features stored as float32, as the reference and numpy's astype do it.
+    store = RaggedMmap.from_lists(tmp_path / "f", [[0.1, 0.2]], dtype=np.float32)
+    assert store.dtype == np.float32 and store[0].tolist() == np.array([0.1, 0.2], np.float32).tolist()
+    store.append(np.array([1 / 3, np.nan, -np.inf]))
+    assert store[1][0] == np.float32(1 / 3) and np.isnan(store[1][1]) and store[1][2] == -np.inf
+    store.append(np.array([1.5 + 0j]))  # a complex with no imaginary part is still exact
+    with pytest.raises(ValueError, match="too large"):
+        store.append(np.array([1.0, 1e39]))
+    with pytest.raises(ValueError, match="exactly"):
+        store.append(np.array([1.0 + 2j]))
+    assert len(store) == 3
+    with pytest.raises(ValueError, match="float32 values too large for float16"):
+        RaggedMmap.from_lists(tmp_path / "h", [np.array([1e-3, 70000.0], np.float32)], dtype=np.float16)
+
+
 def test_the_first_item_sets_the_dtype_even_when_it_is_float64(tmp_path: Path) -> None:
     m = RaggedMmap.from_lists(tmp_path / "r", [np.array([1.5]), [1, 2]])
     assert m.dtype == np.float64 and m[1].tolist() == [1.0, 2.0]

@@ -1,8 +1,10 @@
 """Which element types a store may hold, and exact conversion of user arrays into them.
 
 Stores hold little-endian bool, (u)int8-64, float16-64 and complex64/128 elements. Anything else (object,
-str, bytes, structured, datetime, long double) is refused with a TypeError before anything is written, and a
-value the store's dtype cannot hold exactly raises a ValueError instead of being silently cast.
+str, bytes, structured, datetime, long double) is refused with a TypeError before anything is written. A value
+the store's dtype cannot hold exactly raises a ValueError instead of being silently cast, with one exception:
+floats stored as narrower floats are rounded, as numpy's ``astype`` does (float64 features in a float32 store),
+unless a finite value would become infinite.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = arr.astype(target)
+        if _rounds(arr.dtype, target):
+            if np.any(np.isfinite(arr) & ~np.isfinite(converted)):
+                raise ValueError(f"{what} has {arr.dtype.name} values too large for {target.name}")
+            return _c_contiguous(converted)
         back = converted.astype(arr.dtype)
     exact = np.array_equal(back, arr, equal_nan=arr.dtype.kind in "fc")
     if not exact:
@@ -54,6 +60,13 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
             f"convert it explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
         )
     return _c_contiguous(converted)
+
+
+def _rounds(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """True when ``source`` values go into ``target`` rounded rather than checked: floats (or complex numbers)
+    into narrower floats (or complex numbers). Integers, fractions stored as integers and imaginary parts
+    dropped by a real store are checked exactly."""
+    return source.kind in "fc" and target.kind in "fc" and not (source.kind == "c" and target.kind == "f")
 
 
 def _c_contiguous(arr: np.ndarray) -> np.ndarray:
