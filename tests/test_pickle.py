@@ -79,6 +79,24 @@ def test_wrapper_fn_and_mode_survive_pickling(tmp_path: Path) -> None:
     assert (back.mode, back.wait, back.durable, back[0].tolist()) == ("r", 2.5, True, [2, 1, 0])
 
 
+def test_stores_opened_by_a_relative_path_stay_the_same_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ragged = RaggedMmap.from_lists("r", [np.arange(3)])
+    strings = StringsMmap.from_strings("s", ["a"])
+    dense = np_ninja.from_ndarray("d", np.arange(6).reshape(3, 2))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    ragged.append(np.arange(2))
+    strings.append("b")
+    assert len(RaggedMmap(tmp_path / "r")) == 2 and StringsMmap(tmp_path / "s")[:] == ["a", "b"]
+    assert not list((tmp_path / "elsewhere").iterdir())  # nothing written relative to the new directory
+    assert pickle.loads(pickle.dumps(ragged))[1].tolist() == [0, 1]
+    assert pickle.loads(pickle.dumps(strings))[:] == ["a", "b"]
+    assert pickle.loads(pickle.dumps(dense)).tolist() == [[0, 1], [2, 3], [4, 5]]
+
+
 def _read(store: Any, indices: list[int]) -> list[Any]:
     out = []
     for i in indices:

@@ -92,7 +92,7 @@ def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {sorted(_MODES)}; 'w+' would erase the store, use from_ndarray")
     mode = _MODES[mode]
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()  # pickles as the same store after an os.chdir
     store = _native.DenseStore(out_dir, writable=mode == "r+")
     return _memmap(store, out_dir, mode)
 

@@ -268,7 +268,7 @@ class RaggedMmap:
         wait: bool | float,
         durable: bool,
     ) -> None:
-        self.out_dir = out_dir
+        self.out_dir = out_dir.absolute()  # the same store after an os.chdir
         self.wrapper_fn = wrapper_fn
         self.mode = mode
         self.copy_before_wrapper_fn = copy_before_wrapper_fn

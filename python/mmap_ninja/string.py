@@ -65,7 +65,7 @@ class StringsMmap:
         self._reload()
 
     def _setup(self, out_dir: Path, mode: str, wait: bool | float, durable: bool) -> None:
-        self.out_dir = out_dir
+        self.out_dir = out_dir.absolute()  # the same store after an os.chdir
         self.mode = mode
         self.wait = wait
         self.durable = durable
