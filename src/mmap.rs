@@ -99,6 +99,15 @@ impl Region {
         }
     }
 
+    /// Writes what was written through a writable mapping to disk and waits for it (`msync`); a read-only or
+    /// empty mapping has nothing to write.
+    pub fn flush(&self) -> Result<()> {
+        match &self.map {
+            Some(map) if self.writable => map.flush().map_err(Error::io(&self.path)),
+            _ => Ok(()),
+        }
+    }
+
     /// Mapped length in bytes.
     pub fn len(&self) -> usize {
         self.map.as_ref().map_or(0, MmapRaw::len)
@@ -140,6 +149,10 @@ mod tests {
         std::fs::write(dir.path().join("e"), b"").unwrap();
         let e = Region::open(&dir.path().join("e"), true).unwrap();
         assert!(e.is_empty() && e.bytes().is_empty());
+        let w = Region::open(&p, true).unwrap();
+        w.flush().unwrap();
+        r.flush().unwrap();
+        e.flush().unwrap();
         let missing = Region::open(&dir.path().join("nope"), false).unwrap_err();
         assert!(matches!(missing, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound));
     }

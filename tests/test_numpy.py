@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,40 @@ def test_r_plus_writes_persist(tmp_path: Path) -> None:
     rw = np_ninja.open_existing(tmp_path / "d", mode="r+")
     rw[1] = [4, 5]
     assert np_ninja.open_existing(tmp_path / "d")[1].tolist() == [4, 5]
+
+
+def _dirty_kb(path: Path) -> int:
+    """Dirty kB of this process's mappings of ``path`` (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = line.endswith(" " + str(path))
+        elif inside and line.startswith(("Shared_Dirty:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
+def test_in_place_maths_views_and_flush_behave_as_np_memmap(tmp_path: Path) -> None:
+    a = np_from_ndarray(tmp_path / "d", np.arange(6.0).reshape(3, 2))
+    store = a
+    a += 1
+    np.sqrt(a, out=a)
+    assert a is store and a.filename == str((tmp_path / "d" / "data.ninja").absolute())
+    # Views share the store's filename and mode; copies have none.
+    assert (a[1:].filename, a[0].mode, a[1:][1:].offset) == (a.filename, "r+", 0)
+    assert getattr(a[[0, 1]], "filename", None) is None and type(a + 1) is np.ndarray
+    np_extend(a[1:], np.zeros((1, 2)))
+    assert np_ninja.open_existing(tmp_path / "d").shape == (4, 2)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        a[0].nope  # noqa: B018
+    # flush writes the dirty pages back (the file system then marks the mapping clean; tmpfs never does).
+    a[:] = 7.0
+    if _dirty_kb(Path(a.filename)) == 0:
+        pytest.skip("writes through this mapping are not tracked as dirty (tmpfs?)")
+    a[1:].flush()
+    assert _dirty_kb(Path(a.filename)) == 0
+    assert np_ninja.open_existing(tmp_path / "d").flush() is None  # read-only: nothing to write
 
 
 def test_extend_append_and_view_survival(tmp_path: Path) -> None:

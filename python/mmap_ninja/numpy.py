@@ -23,10 +23,14 @@ _MODES = {
 }
 
 
+_VIEW_ATTRIBUTES = frozenset({"filename", "offset", "mode"})
+
+
 class _NinjaMemmap(np.memmap):
     """An ``np.memmap`` over the native mapping whose indexing is plain ndarray indexing: np.memmap runs Python
-    hooks on every view (about 1 us per row); this costs what an ndarray does. Results of ufuncs and reductions
-    are plain ndarrays and scalars, as with np.memmap."""
+    hooks on every view (about 1 us per row); this costs what an ndarray does. Views find ``filename``,
+    ``offset`` and ``mode`` on the store's array instead of copying them (``__getattr__``). Results of ufuncs
+    and reductions are plain ndarrays and scalars, and in-place operations keep the array, as with np.memmap."""
 
     # (path, mode, rows, data file identity) of the whole store, set by `_memmap`; views do not carry it.
     _ninja_store: tuple[str, str, int | None, Identity]
@@ -35,7 +39,15 @@ class _NinjaMemmap(np.memmap):
     # numpy < 2.5's stubs type ndarray's hook (a no-op taking any object) more narrowly than memmap's.
     __array_finalize__ = np.ndarray.__array_finalize__  # type: ignore[assignment, unused-ignore]
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes a view lacks: those np.memmap copies to every view sharing its memory.
+        if name in _VIEW_ATTRIBUTES and isinstance(self.base, _NinjaMemmap):
+            return getattr(self.base, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __array_wrap__(self, arr: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        if arr is self:  # the output of an in-place operation (`a += 1`): the same array, still a store's
+            return self
         arr = np.asarray(arr).view(np.ndarray)
         return arr[()] if return_scalar else arr
 
@@ -43,6 +55,14 @@ class _NinjaMemmap(np.memmap):
         """A batch for torch's DataLoader: the rows of one fancy-indexed copy, so they are writable (torch warns
         on read-only arrays) and gathered by numpy in one call."""
         return list(np.ndarray.__getitem__(self, np.asarray(indices, dtype=np.intp)).view(np.ndarray))
+
+    def flush(self) -> None:
+        """Writes what was written through a store opened in mode "r+" to disk (msync), as np.memmap's does."""
+        base = self.base
+        while isinstance(base, np.ndarray):
+            base = base.base
+        if isinstance(base, _native.MappedBuffer):
+            base.flush()
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         # The whole store pickles as its path, mode and row count; views of it (which do not carry

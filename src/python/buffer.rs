@@ -48,6 +48,11 @@ impl PyMappedBuffer {
         self.region.writable_ptr().is_some()
     }
 
+    /// Writes what was written through this buffer's mapping to disk (`msync`), with the GIL released.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.detach(|| self.region.flush())?)
+    }
+
     unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
         if view.is_null() {
             return Err(PyBufferError::new_err("view is null"));
