@@ -139,6 +139,14 @@ def test_mode_r_plus_writes_through_to_the_file(tmp_path: Path) -> None:
     assert RaggedMmap(tmp_path / "r")[0].tolist() == [5, 5, 5]
     with pytest.raises(ValueError, match="same size"):
         store[0] = [1, 2]
+    # Every value of a multiple assignment is checked before any is written.
+    with pytest.raises(ValueError, match="same size"):
+        store[[0, 1]] = [[7, 7, 7], [7, 7]]
+    assert store[0].tolist() == [5, 5, 5]
+    store[[0, 1]] = [[7, 7, 7], [8, 8, 8, 8]]
+    assert RaggedMmap(tmp_path / "r")[0].tolist() == [7, 7, 7] and store[1].tolist() == [8] * 4
+    store.close()
+    assert repr(store).endswith(" (closed)")
 
 
 def test_empty_store_from_lists_and_from_generator(tmp_path: Path) -> None:
@@ -197,6 +205,11 @@ def test_values_the_store_cannot_hold_raise_instead_of_being_cast(tmp_path: Path
     assert len(store) == 2 and store[1].tolist() == [255, 0] and store[1].dtype == np.uint8
     with pytest.raises(ValueError):
         RaggedMmap.from_lists(tmp_path / "m", [[1, 2], [0.5]])
+    # Errors name the item's place in the input, across the chunks items are converted in.
+    with pytest.raises(ValueError, match="^item 20 has float64"):
+        RaggedMmap.from_lists(tmp_path / "m", [[1, 2]] * 20 + [[1.5]])
+    with pytest.raises(ValueError, match="^item 1 has int64"):
+        RaggedMmap.from_lists(tmp_path / "m", [[1, 2], [300]], dtype=np.uint8)
 
 
 def test_floats_are_rounded_into_a_narrower_float_store_but_never_overflow(tmp_path: Path) -> None:

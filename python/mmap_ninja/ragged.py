@@ -44,9 +44,10 @@ def _check_keys(**keys: str) -> None:
 class _Batch:
     """Items as C-contiguous arrays of one little-endian dtype (the first item's when ``dtype`` is None),
     converted exactly; arrays that already qualify pass through untouched (no copy). 0-d items travel as
-    1-element arrays listed in ``scalars`` (numpy exports 0-d buffers without a shape)."""
+    1-element arrays listed in ``scalars`` (numpy exports 0-d buffers without a shape). Errors number the
+    items from ``first``, the number of items written before them."""
 
-    def __init__(self, items: Iterable[Any], dtype: np.dtype[Any] | None) -> None:
+    def __init__(self, items: Iterable[Any], dtype: np.dtype[Any] | None, first: int = 0) -> None:
         self.arrays: list[np.ndarray] = []
         self.scalars: list[int] = []
         for k, item in enumerate(items):
@@ -54,7 +55,7 @@ class _Batch:
             if dtype is not None and taken_as_is(item, dtype):
                 self.arrays.append(item)
                 continue
-            arr = to_store(item, dtype, f"item {k}")
+            arr = to_store(item, dtype, f"item {first + k}")
             dtype = arr.dtype if dtype is None else dtype
             if arr.ndim == 0:
                 self.scalars.append(k)
@@ -115,14 +116,16 @@ class _Pusher:
 
     def __init__(self, writer: _native.RaggedWriter, dtype: np.dtype[Any] | None) -> None:
         self.writer, self.dtype = writer, dtype
+        self.written = 0  # items written so far (pushed, or placed by workers), to number them in errors
         self.take = 1  # items per chunk: grows (at most 8x a chunk) towards _CHUNK_BYTES worth of items
 
     def push(self, items: Iterator[Any], count: int) -> int:
         """Pushes up to ``count`` items of ``items``; returns how many there were."""
         pushed = 0
         while chunk := list(islice(items, min(self.take, count - pushed))):
-            self.dtype, nbytes = _push(self.writer, chunk, self.dtype)
+            self.dtype, nbytes = _push(self.writer, chunk, self.dtype, self.written)
             pushed += len(chunk)
+            self.written += len(chunk)
             fit = _CHUNK_BYTES * len(chunk) // nbytes if nbytes else _CHUNK_ITEMS
             self.take = max(1, min(self.take * 8, fit, _CHUNK_ITEMS))
             del chunk  # before the next chunk is generated: one chunk alive at a time
@@ -149,6 +152,7 @@ def _write_chunks(
                 writer.adopt(chunk.dtype, chunk.start, chunk.shapes)
                 pusher.dtype = np.dtype(chunk.dtype).newbyteorder("<") if pusher.dtype is None else pusher.dtype
                 since_commit += len(chunk.shapes)
+                pusher.written += len(chunk.shapes)
             else:
                 since_commit += pusher.push(iter(chunk), len(chunk))
             del chunk  # before the next one arrives
@@ -179,13 +183,16 @@ class _IndexableItems:
         return collect_chunks(self.indexable, self.batch_size, self.n_jobs, self.verbose, self.backend, place_into)
 
 
-def _push(writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None) -> tuple[np.dtype[Any], int]:
-    """Writes ``chunk``: its leading C-contiguous arrays of the store's dtype straight from their memory, the
-    rest (other dtypes, lists, scalars, ...) converted exactly first. Returns the dtype and the bytes written."""
+def _push(
+    writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None, first: int
+) -> tuple[np.dtype[Any], int]:
+    """Writes ``chunk`` (whose first item is item ``first`` of the input): its leading C-contiguous arrays of the
+    store's dtype straight from their memory, the rest (other dtypes, lists, scalars, ...) converted exactly
+    first. Returns the dtype and the bytes written."""
     done, nbytes = (0, 0) if dtype is None else writer.push_arrays(dtype.name, chunk)
     if dtype is not None and done == len(chunk):
         return dtype, nbytes
-    batch = _Batch(chunk[done:], dtype)
+    batch = _Batch(chunk[done:], dtype, first + done)
     writer.push(batch.dtype.name, batch.arrays, batch.scalars)
     return batch.dtype, nbytes + sum(arr.nbytes for arr in batch.arrays)
 
@@ -403,7 +410,8 @@ class RaggedMmap:
         for i in range(len(self)):
             yield self.get_single(i)
 
-    def set_single(self, idx: Any, value: Any) -> None:
+    def _replacement(self, idx: Any, value: Any) -> tuple[slice, np.ndarray]:
+        """Where item ``idx`` lies in the flat buffer, and ``value`` checked and converted to replace it."""
         store = self._opened()
         if store is None:
             raise IndexError("RaggedMmap is empty!")
@@ -416,14 +424,20 @@ class RaggedMmap:
             raise ValueError(
                 f"item {idx} has {end - start} elements; a replacement must have the same size, not {data.size}"
             )
-        self._flat[start:end] = data
+        return slice(start, end), data
+
+    def set_single(self, idx: Any, value: Any) -> None:
+        where, data = self._replacement(idx, value)
+        self._flat[where] = data  # type: ignore[index]
 
     def set_multiple(self, item: Any, value: Sequence[Any]) -> None:
+        """Replaces the selected items; every value is checked before any is written."""
         indices = normalize_indices(item, len(self))
         if len(value) != len(indices):
             raise ValueError(f"{len(indices)} items selected but {len(value)} values given")
-        for i, idx in enumerate(indices.tolist()):
-            self.set_single(idx, value[i])
+        replacements = [self._replacement(idx, value[i]) for i, idx in enumerate(indices.tolist())]
+        for where, data in replacements:
+            self._flat[where] = data  # type: ignore[index]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if np.isscalar(key):
@@ -441,7 +455,7 @@ class RaggedMmap:
         self._reload()
 
     def __repr__(self) -> str:
-        return f"{super().__repr__()} of length: {len(self)}"
+        return f"{super().__repr__()} {'(closed)' if self._closed else f'of length: {len(self)}'}"
 
     @classmethod
     def from_lists(
