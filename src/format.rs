@@ -203,13 +203,16 @@ pub fn encode_flag(flag: bool) -> [u8; 4] {
     i32::from(flag).to_le_bytes()
 }
 
+/// The zstd levels a store may name (zstd's own range; it clamps others silently).
+pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = -131072..=22;
+
 /// Decodes `zstd_level.ninja` (ASCII integer).
 pub fn parse_zstd_level(text: &str) -> Result<i32, String> {
     text.trim()
         .parse::<i32>()
         .ok()
-        .filter(|l| (-131072..=22).contains(l))
-        .ok_or_else(|| format!("zstd level {text:?} is not an integer in -131072..=22"))
+        .filter(|l| ZSTD_LEVELS.contains(l))
+        .ok_or_else(|| format!("zstd level {text:?} is not an integer in {ZSTD_LEVELS:?}"))
 }
 
 /// Maps a Python-style index (negative counts from the end) into `0..len`.

@@ -177,23 +177,18 @@ impl StringStore {
         self.codec.is_some()
     }
 
-    /// String `index` (negative counts from the end), decoded.
-    pub fn get(&self, index: i64) -> Result<Cow<'_, str>> {
+    /// String `index` (negative counts from the end), decoded. Always a copy: mapped bytes may change under us
+    /// (another process's `set` writes in place), so they are checked as UTF-8 only once copied, never handed
+    /// out as `&str` (which must stay valid UTF-8 as long as it lives).
+    pub fn get(&self, index: i64) -> Result<String> {
         let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
         let raw = self.raw(i)?;
         let data_path = self.dir.join(format::DATA_FILE);
         let bytes = match &self.codec {
-            None => Cow::Borrowed(raw),
-            Some(codec) => Cow::Owned(codec.decompress(raw, &data_path, i)?),
+            None => raw.to_vec(),
+            Some(codec) => codec.decompress(raw, &data_path, i)?,
         };
-        match bytes {
-            Cow::Borrowed(b) => std::str::from_utf8(b)
-                .map(Cow::Borrowed)
-                .map_err(|_| not_utf8(&data_path, i)),
-            Cow::Owned(b) => String::from_utf8(b)
-                .map(Cow::Owned)
-                .map_err(|_| not_utf8(&data_path, i)),
-        }
+        String::from_utf8(bytes).map_err(|_| not_utf8(&data_path, i))
     }
 
     /// The stored bytes of item `i < len`, bounds-checked against the data file.
@@ -257,7 +252,7 @@ impl StringStore {
         if items.is_empty() {
             return Ok(());
         }
-        let encoded = store.encode(items)?;
+        let encoded = encode(store.codec.as_ref(), items)?;
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
         let mut commit = Commit::new(options.durable);
         let first = match store.len {
@@ -272,13 +267,6 @@ impl StringStore {
         commit.apply()
     }
 
-    fn encode<'a>(&self, items: &[&'a str]) -> Result<Vec<Cow<'a, [u8]>>> {
-        Ok(match &self.codec {
-            None => items.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect(),
-            Some(codec) => codec.compress(items)?.into_iter().map(Cow::Owned).collect(),
-        })
-    }
-
     /// Writes a new string store in `dir` holding `items`, replacing any store that was there. An empty
     /// `items` writes only `type.ninja`, which both this library and mmap-ninja 0.9.0 open as empty.
     pub fn create(dir: &Path, options: &WriteOptions, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
@@ -288,6 +276,12 @@ impl StringStore {
     }
 
     fn create_locked(dir: &Path, durable: bool, items: &[&str], zstd: Option<ZstdOptions>) -> Result<()> {
+        // Everything that can refuse the input (the level, dictionary training, compression) runs before the old
+        // store's files are removed: a create that fails leaves the store that was there.
+        // (An empty store has no frames: nothing to train a dictionary on.)
+        let zstd = zstd.filter(|_| !items.is_empty());
+        let codec = zstd.map(|options| new_codec(dir, items, options)).transpose()?;
+        let encoded = encode(codec.as_ref(), items)?;
         let mut commit = Commit::new(durable);
         for name in [
             format::STARTS_DIR,
@@ -302,13 +296,15 @@ impl StringStore {
             return commit.apply();
         }
         commit.replace_now(&dir.join(format::TYPE_FILE), &[StoreKind::String.name().as_bytes()])?;
-        let encoded: Vec<Cow<'_, [u8]>> = match zstd {
-            None => items.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect(),
-            Some(options) => {
-                let codec = new_codec(dir, items, options, &mut commit)?;
-                codec.compress(items)?.into_iter().map(Cow::Owned).collect()
+        if let Some(codec) = &codec {
+            if !codec.dictionary.is_empty() {
+                commit.replace_now(&dir.join(format::ZSTD_DICT_FILE), &[&codec.dictionary])?;
             }
-        };
+            commit.replace_now(
+                &dir.join(format::ZSTD_LEVEL_FILE),
+                &[codec.level.to_string().as_bytes()],
+            )?;
+        }
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
         commit.replace_now(&dir.join(format::DATA_FILE), &parts)?;
         let (starts, ends) = column::offsets(0, encoded.iter().map(|e| e.len() as u64))?;
@@ -318,25 +314,33 @@ impl StringStore {
     }
 }
 
-/// Trains the dictionary if asked, writes the level and dictionary files, and returns the codec.
-fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions, commit: &mut Commit) -> Result<Codec> {
-    let dict_path = dir.join(format::ZSTD_DICT_FILE);
+/// The bytes stored for `items`: their UTF-8, or with `codec` one zstd frame each.
+fn encode<'a>(codec: Option<&Codec>, items: &[&'a str]) -> Result<Vec<Cow<'a, [u8]>>> {
+    Ok(match codec {
+        None => items.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect(),
+        Some(codec) => codec.compress(items)?.into_iter().map(Cow::Owned).collect(),
+    })
+}
+
+/// The codec of a new compressed store: the level checked (zstd would clamp one out of range, and the store
+/// would then not open), and the dictionary trained when asked for. Writes nothing.
+fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> {
+    if !format::ZSTD_LEVELS.contains(&options.level) {
+        return Err(Error::InvalidArgument(format!(
+            "zstd level {} is not in {:?}",
+            options.level,
+            format::ZSTD_LEVELS
+        )));
+    }
     let dictionary = match options.dictionary_size {
         None => Vec::new(),
         Some(size) => {
             let samples: Vec<&[u8]> = items.iter().map(|s| s.as_bytes()).collect();
-            let dictionary = zstd::dict::from_samples(&samples, size)
-                .map_err(|e| Error::InvalidArgument(format!("cannot train a {size}-byte zstd dictionary: {e}")))?;
-            commit.replace_now(&dict_path, &[&dictionary])?;
-            dictionary
+            zstd::dict::from_samples(&samples, size)
+                .map_err(|e| Error::InvalidArgument(format!("cannot train a {size}-byte zstd dictionary: {e}")))?
         }
     };
-    let codec = Codec::new(options.level, dictionary, &dict_path)?;
-    commit.replace_now(
-        &dir.join(format::ZSTD_LEVEL_FILE),
-        &[options.level.to_string().as_bytes()],
-    )?;
-    Ok(codec)
+    Codec::new(options.level, dictionary, &dir.join(format::ZSTD_DICT_FILE))
 }
 
 fn not_utf8(path: &Path, i: usize) -> Error {
@@ -350,9 +354,7 @@ mod tests {
     use std::fs;
 
     fn all(store: &StringStore) -> Vec<String> {
-        (0..store.len() as i64)
-            .map(|i| store.get(i).unwrap().into_owned())
-            .collect()
+        (0..store.len() as i64).map(|i| store.get(i).unwrap()).collect()
     }
 
     #[test]
@@ -411,6 +413,26 @@ mod tests {
             assert_eq!(s.get(-1).unwrap(), "tail");
             assert!(s.set(&WriteOptions::default(), &[0], &["x"]).is_err());
         }
+    }
+
+    #[test]
+    fn a_create_that_refuses_its_input_keeps_the_store_that_was_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        StringStore::create(d, &WriteOptions::default(), &["a", "bc"], None).unwrap();
+        let zstd = |level, dictionary_size| Some(ZstdOptions { level, dictionary_size });
+        // A level zstd would clamp (the store would then not open), and a dictionary too large for the samples.
+        for refused in [zstd(23, None), zstd(-131073, None), zstd(3, Some(1 << 20))] {
+            let err = StringStore::create(d, &WriteOptions::default(), &["x"], refused).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert_eq!(all(&StringStore::open(d).unwrap().unwrap()), ["a", "bc"]);
+        }
+        for level in [22, -131072] {
+            StringStore::create(d, &WriteOptions::default(), &["x"], zstd(level, None)).unwrap();
+            assert_eq!(all(&StringStore::open(d).unwrap().unwrap()), ["x"]);
+        }
+        StringStore::create(d, &WriteOptions::default(), &[], zstd(3, Some(1024))).unwrap();
+        assert!(StringStore::open(d).unwrap().is_none());
     }
 
     #[test]

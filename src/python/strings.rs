@@ -1,6 +1,5 @@
 //! `StringStore`: the glue of `crate::strings`.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 use pyo3::buffer::PyBuffer;
@@ -56,12 +55,12 @@ impl PyStringStore {
     }
 
     /// String `index` (negative counts from the end).
-    fn get(&self, index: i64) -> PyResult<Cow<'_, str>> {
+    fn get(&self, index: i64) -> PyResult<String> {
         Ok(self.inner.get(index)?)
     }
 
     /// Many strings in one call, from a C-contiguous int64 array of indices.
-    fn get_many(&self, py: Python<'_>, indices: PyBuffer<i64>) -> PyResult<Vec<Cow<'_, str>>> {
+    fn get_many(&self, py: Python<'_>, indices: PyBuffer<i64>) -> PyResult<Vec<String>> {
         let indices = super::payload::indices(py, &indices)?;
         Ok(indices
             .into_iter()
