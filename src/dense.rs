@@ -66,6 +66,7 @@ impl DenseStore {
     pub fn create(dir: &Path, options: &WriteOptions, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
         let _lock = WriteLock::acquire(dir, options.wait)?;
         crate::store::require_kind(dir, StoreKind::Numpy)?;
+        require_payload_len(dtype, shape, payload.len())?; // before the old store goes
         files::remove_if_exists(&dir.join(format::SHAPE_FILE))?;
         let mut commit = Commit::new(options.durable);
         write_layout(dir, dtype, shape, &[payload], &mut commit)?;
@@ -270,16 +271,21 @@ pub(crate) fn write_layout(
     parts: &[&[u8]],
     commit: &mut Commit,
 ) -> Result<()> {
+    require_payload_len(dtype, shape, parts.iter().map(|p| p.len()).sum())?;
+    commit::create_dir(dir)?;
+    commit.replace_now(&dir.join(format::DATA_FILE), parts)?;
+    write_meta(dir, dtype, shape, commit)
+}
+
+/// Refuses `given` bytes as the elements of an array of `shape` and `dtype` unless they are exactly that.
+fn require_payload_len(dtype: Dtype, shape: &[u64], given: usize) -> Result<()> {
     let expected = format::byte_len(shape, dtype).ok_or_else(|| Error::InvalidArgument("array too large".into()))?;
-    let given: usize = parts.iter().map(|p| p.len()).sum();
     if given != expected {
         return Err(Error::InvalidArgument(format!(
             "{given} bytes given for shape {shape:?} of {dtype} ({expected} expected)"
         )));
     }
-    commit::create_dir(dir)?;
-    commit.replace_now(&dir.join(format::DATA_FILE), parts)?;
-    write_meta(dir, dtype, shape, commit)
+    Ok(())
 }
 
 /// Writes `dtype.ninja` and `order.ninja` (C) of a dense directory whose data file is already in place, and
@@ -316,6 +322,16 @@ mod tests {
         assert_eq!(s.shape(), [3, 2]);
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
         assert_eq!(std::fs::read_to_string(d.join("type.ninja")).unwrap(), "numpy");
+    }
+
+    #[test]
+    fn a_create_with_the_wrong_payload_keeps_the_store_that_was_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        DenseStore::create(d, &WriteOptions::default(), Dtype::Float32, &[2], &le(&[1.0, 2.0])).unwrap();
+        let err = DenseStore::create(d, &WriteOptions::default(), Dtype::Float32, &[3], &le(&[1.0])).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert_eq!(DenseStore::open(d, false).unwrap().bytes(), le(&[1.0, 2.0]));
     }
 
     #[test]

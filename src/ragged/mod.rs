@@ -547,6 +547,17 @@ mod tests {
     }
 
     #[test]
+    fn a_replace_with_a_shape_int64_cannot_hold_keeps_the_store_that_was_there() {
+        let dir = tempfile::tempdir().unwrap();
+        create_i32(dir.path(), &[1, 2], &[vec![2]]).unwrap();
+        // No elements (the item matches its shape), but an axis the shapes' int64 files cannot hold.
+        let err = create_i32(dir.path(), &[], &[vec![1 << 63, 0]]).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        let store = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        assert_eq!((store.len(), store.locate(0).unwrap().shape), (1, vec![2]));
+    }
+
+    #[test]
     fn gather_packs_items_back_to_back() {
         let dir = tempfile::tempdir().unwrap();
         create_i32(dir.path(), &[1, 2, 3, 4, 5, 6, 7], &[vec![2], vec![], vec![2, 2]]).unwrap();

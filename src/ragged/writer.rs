@@ -348,6 +348,14 @@ impl RaggedWriter {
                 "an earlier commit failed; open a new writer".into(),
             ));
         };
+        // Shapes are checked before the old store goes: every axis must fit the int64 files.
+        let flat = shapes.iter().all(|s| s.len() <= 1);
+        let flat_shapes = if flat {
+            Some(flat_shapes(shapes)?)
+        } else {
+            shapes.iter().try_for_each(|shape| to_i64(shape).map(drop))?;
+            None
+        };
         remove_store_files(&self.dir)?;
         let data_path = self.dir.join(format::DATA_FILE);
         fs::rename(&tmp, &data_path).map_err(Error::io(&data_path))?;
@@ -356,10 +364,9 @@ impl RaggedWriter {
         dense::write_meta(&self.dir, dtype, &[self.next], commit)?;
         Column::create(&self.dir.join(format::ENDS_DIR), ends, false, commit)?;
         Column::create(&self.dir.join(format::FLATTENED_SHAPES_DIR), counts, false, commit)?;
-        let flat = shapes.iter().all(|s| s.len() <= 1);
         let shapes_dir = self.dir.join(format::SHAPES_DIR);
-        if flat {
-            Column::create(&shapes_dir, &flat_shapes(shapes)?, true, commit)?;
+        if let Some(flat_shapes) = flat_shapes {
+            Column::create(&shapes_dir, &flat_shapes, true, commit)?;
         } else {
             let mut nested = RaggedWriter::new_store(&shapes_dir, self.durable);
             nested.push_shapes(shapes)?;
