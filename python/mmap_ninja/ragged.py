@@ -43,9 +43,9 @@ def _check_keys(**keys: str) -> None:
 
 class _Batch:
     """Items as C-contiguous arrays of one little-endian dtype (the first item's when ``dtype`` is None),
-    converted exactly; arrays that already qualify pass through untouched (no copy). 0-d items travel as
-    1-element arrays listed in ``scalars`` (numpy exports 0-d buffers without a shape). Errors number the
-    items from ``first``, the number of items written before them."""
+    converted by ``to_store`` (exactly, or floats rounded); arrays that already qualify pass through untouched
+    (no copy). 0-d items travel as 1-element arrays listed in ``scalars`` (numpy exports 0-d buffers without a
+    shape). Errors number the items from ``first``, the number of items written before them."""
 
     def __init__(self, items: Iterable[Any], dtype: np.dtype[Any] | None, first: int = 0) -> None:
         self.arrays: list[np.ndarray] = []
