@@ -187,8 +187,8 @@ def _push(
     writer: _native.RaggedWriter, chunk: list[Any], dtype: np.dtype[Any] | None, first: int
 ) -> tuple[np.dtype[Any], int]:
     """Writes ``chunk`` (whose first item is item ``first`` of the input): its leading C-contiguous arrays of the
-    store's dtype straight from their memory, the rest (other dtypes, lists, scalars, ...) converted exactly
-    first. Returns the dtype and the bytes written."""
+    store's dtype straight from their memory, the rest (other dtypes, lists, scalars, ...) converted first by
+    ``to_store``. Returns the dtype and the bytes written."""
     done, nbytes = (0, 0) if dtype is None else writer.push_arrays(dtype.name, chunk)
     if dtype is not None and done == len(chunk):
         return dtype, nbytes
