@@ -2,6 +2,10 @@
 //! it runs. Locking the directory itself leaves the store's files exactly as mmap-ninja 0.9.0 writes them (no
 //! lock file). Readers never lock: they rely on the commit protocol (see `commit`). The lock belongs to the
 //! process that took it; a forked child that inherited it is refused (`check_process`).
+//!
+//! A child process started while a lock is held (by any thread: `std::process::Command`, Python's
+//! `subprocess`) shares the locked open file until it `exec`s, so the lock outlives its release for that
+//! moment. A writer that would fail at once therefore first tries for `GRACE`.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -13,17 +17,22 @@ use crate::error::{Error, Result};
 /// How long a writer waits for another writer to finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Wait {
-    /// Fail at once when the store is locked.
+    /// Fail when the store is still locked after `GRACE`.
     #[default]
     No,
-    /// Wait at most this long.
+    /// Wait at most this long (at least `GRACE`).
     For(Duration),
     /// Wait until the other writer is done.
     Forever,
 }
 
-/// How often a waiting writer tries the lock again.
+/// How often a waiting writer tries the lock again: every `GRACE_POLL` during `GRACE`, then every `POLL`.
 const POLL: Duration = Duration::from_millis(10);
+const GRACE_POLL: Duration = Duration::from_millis(1);
+
+/// Every writer waits at least this long for a lock (see the module's documentation): far longer than a
+/// child takes from `fork` to `exec`, too short for a user to notice.
+pub const GRACE: Duration = Duration::from_millis(50);
 
 /// An exclusive lock on a store directory, released on drop.
 #[derive(Debug)]
@@ -40,9 +49,10 @@ pub struct WriteLock {
 impl WriteLock {
     /// Locks `dir` (creating it and its parents), waiting as `wait` says.
     pub fn acquire(dir: &Path, wait: Wait) -> Result<WriteLock> {
+        let started = Instant::now();
         let deadline = match wait {
-            Wait::No => Some(Instant::now()),
-            Wait::For(limit) => Instant::now().checked_add(limit),
+            Wait::No => started.checked_add(GRACE),
+            Wait::For(limit) => started.checked_add(limit.max(GRACE)),
             Wait::Forever => None,
         };
         loop {
@@ -68,7 +78,7 @@ impl WriteLock {
                     path: dir.to_path_buf(),
                 });
             }
-            std::thread::sleep(POLL);
+            std::thread::sleep(if started.elapsed() < GRACE { GRACE_POLL } else { POLL });
         }
     }
 
@@ -131,8 +141,8 @@ mod tests {
         let first = WriteLock::acquire(&d, Wait::No).unwrap();
         assert!(matches!(WriteLock::acquire(&d, Wait::No), Err(Error::Locked { .. })));
         let started = Instant::now();
-        let waited = WriteLock::acquire(&d, Wait::For(Duration::from_millis(50)));
-        assert!(matches!(waited, Err(Error::Locked { .. })) && started.elapsed() >= Duration::from_millis(50));
+        let waited = WriteLock::acquire(&d, Wait::For(GRACE * 2));
+        assert!(matches!(waited, Err(Error::Locked { .. })) && started.elapsed() >= GRACE * 2);
         first.check_process().unwrap();
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
@@ -147,5 +157,26 @@ mod tests {
         std::fs::write(d.join("type.ninja"), "ragged").unwrap();
         drop(WriteLock::acquire(&d, Wait::No).unwrap());
         assert!(d.join("type.ninja").exists());
+    }
+
+    #[test]
+    fn a_child_process_being_started_meanwhile_does_not_make_a_released_lock_look_held() {
+        // Between `fork` and `exec` a child shares the lock's open file: without `GRACE`, about one writer in
+        // ten that ran while another thread started processes failed with `Locked`.
+        let dir = tempfile::tempdir().unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..30 {
+                    let _ = std::process::Command::new("true").status();
+                }
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let mut taken = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || taken < 100 {
+                drop(WriteLock::acquire(dir.path(), Wait::No).unwrap());
+                taken += 1;
+            }
+        });
     }
 }

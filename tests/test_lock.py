@@ -1,6 +1,6 @@
-"""One writer at a time: a second writer gets ``StoreLockedError`` at once (or waits when asked) and the store
-is unchanged; the lock goes with the writer, also when its input fails; a forked child cannot use its parent's
-writer; ``durable`` writes read back the same."""
+"""One writer at a time: a second writer gets ``StoreLockedError`` (after a 50 ms grace, or waits when asked)
+and the store is unchanged; the lock goes with the writer, also when its input fails; a forked child cannot use
+its parent's writer; ``durable`` writes read back the same."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _snapshot(d: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("kind", sorted(WRITES))
-def test_second_writer_is_refused_at_once_then_waits_when_asked(tmp_path: Path, kind: str) -> None:
+def test_second_writer_is_refused_then_waits_when_asked(tmp_path: Path, kind: str) -> None:
     started, release = FORK.Event(), FORK.Event()
     holder = FORK.Process(target=_hold_lock, args=(tmp_path, kind, started, release))
     holder.start()
@@ -68,7 +68,7 @@ def test_second_writer_is_refused_at_once_then_waits_when_asked(tmp_path: Path, 
         assert started.wait(10)
         d = tmp_path / "store"
         before = _snapshot(d)
-        with pytest.raises(StoreLockedError) as refused:  # at once: the holder keeps the lock until released
+        with pytest.raises(StoreLockedError) as refused:  # the holder keeps the lock until released
             WRITES[kind](d, False)
         assert isinstance(refused.value, MmapNinjaError) and isinstance(refused.value, OSError)
         assert refused.value.filename == str(d)

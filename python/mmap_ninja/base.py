@@ -105,8 +105,9 @@ def require_sound(path: Path, faults: list[str]) -> None:
 
 
 def wait_seconds(wait: bool | float) -> float:
-    """A write's ``wait`` option in seconds: False fails at once when another writer holds the store's lock,
-    True waits until it is free, a number waits at most that many seconds."""
+    """A write's ``wait`` option in seconds: False fails when another writer holds the store's lock (after
+    50 ms: a child process being started holds a released lock for a moment), True waits until it is free, a
+    number waits at most that many seconds."""
     if isinstance(wait, bool):
         return float("inf") if wait else 0.0
     return float(wait)

@@ -239,7 +239,7 @@ class RaggedMmap:
 
     A reader is a snapshot: its length changes only through its own writes or ``refresh()``. Writes (``extend``,
     ``append``) lock the store for their duration; ``wait`` says how long they wait for another writer (False:
-    raise ``StoreLockedError`` at once; True: until it is done; a number: that many seconds). ``durable``
+    raise ``StoreLockedError`` after 50 ms; True: until it is done; a number: that many seconds). ``durable``
     flushes every commit to disk (fsync), so it survives a power loss, not only a crash of the process.
     Pickling stores the path, options and snapshot only (a few hundred bytes, whatever the store's size); a
     reader refreshed or unpickled after the store was replaced raises ``StoreReplacedError``."""
