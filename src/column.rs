@@ -55,6 +55,11 @@ impl Column {
         self.len
     }
 
+    /// True when the column holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Value `i`; an error (never a panic) when `i` is past the end.
     pub fn get(&self, i: usize) -> Result<i64> {
         let bytes = i
@@ -62,6 +67,11 @@ impl Column {
             .and_then(|at| self.store.bytes().get(at..at + 8))
             .ok_or_else(|| Error::corrupt(self.store.dir(), format!("value {i} is past the end")))?;
         Ok(i64::from_le_bytes(bytes.try_into().expect("8-byte slice")))
+    }
+
+    /// The mapping of the values (`data.ninja`): value `i` is its bytes `8 * i..8 * i + 8`.
+    pub fn region(&self) -> &std::sync::Arc<crate::mmap::Region> {
+        self.store.region()
     }
 
     /// The directory, for error messages.

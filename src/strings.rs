@@ -162,6 +162,16 @@ impl StringStore {
             .collect()
     }
 
+    /// Where each string's bytes start in the data file (the first `len()` values are committed).
+    pub fn starts(&self) -> &Column {
+        &self.starts
+    }
+
+    /// Where each string's bytes end in the data file (the first `len()` values are committed).
+    pub fn ends(&self) -> &Column {
+        &self.ends
+    }
+
     /// True when no string is committed.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmap_ninja import generic, np_extend_dir
+from mmap_ninja import generic, np_extend_dir, np_open_existing
 from mmap_ninja.ragged import RaggedMmap
 from mmap_ninja.string import StringsMmap
 
@@ -105,3 +105,54 @@ def test_reference_reads_and_extends_stores_written_by_ours(tmp_path: Path, refe
 def test_reference_test_suite_is_vendored_unchanged() -> None:
     names = sorted(p.name for p in (Path(__file__).parent / "reference").glob("test_*.py"))
     assert names == ["test_base.py", "test_generic.py", "test_numpy.py", "test_ragged.py", "test_string.py"]
+
+
+def _column(path: Path) -> np.ndarray:
+    """What mmap-ninja 0.9.0's reader holds for a column: the dense store in ``path``, opened."""
+    return np.asarray(np_open_existing(path))
+
+
+@pytest.mark.parametrize("case", [c for c in CASE_NAMES if gc.CASES[c][0] == "ragged"])
+def test_ragged_reader_attributes_are_the_references(case: str) -> None:
+    path = GOLDEN / case
+    m = RaggedMmap(path)
+    flat = bool(int.from_bytes((path / "shapes_are_flat.ninja").read_bytes(), "little"))
+    assert m.shapes_are_flat is flat
+    for name in ("starts", "ends", "flattened_shapes"):
+        got = getattr(m, name)
+        np.testing.assert_array_equal(got, _column(path / name), err_msg=name)
+        assert got.dtype == np.int64 and not got.flags.writeable, name
+    assert not m.starts.flags.owndata and not m.ends.flags.owndata  # zero-copy views of the mapping
+    if flat:
+        np.testing.assert_array_equal(m.shapes, _column(path / "shapes"))
+        assert m.shapes.shape == (len(m), 1)
+    else:
+        assert isinstance(m.shapes, RaggedMmap)
+        want = RaggedMmap(path / "shapes")
+        assert len(m.shapes) == len(m)
+        for got, expected_shape in zip(m.shapes, want, strict=True):
+            np.testing.assert_array_equal(got, expected_shape)
+    np.testing.assert_array_equal(m.memmap, _column(path))
+    assert m.n == len(m) and m.range.tolist() == list(range(len(m)))
+    assert m.data_file == path.absolute() / "data.ninja"
+    assert (m.starts_key, m.ends_key, m.shapes_key, m.flattened_shapes_key) == (
+        "starts",
+        "ends",
+        "shapes",
+        "flattened_shapes",
+    )
+
+
+@pytest.mark.parametrize("case", [c for c in CASE_NAMES if gc.CASES[c][0] == "string"])
+def test_strings_reader_attributes_are_the_references(case: str) -> None:
+    path = GOLDEN / case
+    s = StringsMmap(path, mode="rb")
+    for name in ("starts", "ends"):
+        got = getattr(s, name)
+        np.testing.assert_array_equal(got, _column(path / name), err_msg=name)
+        assert got.dtype == np.int64 and not got.flags.writeable and not got.flags.owndata, name
+    assert s.range.tolist() == list(range(len(s)))
+    assert s.data_file == path.absolute() / "data.ninja"
+    if case not in gc.ZSTD_CASES:
+        data = s.data_file.read_bytes()
+        assert [data[a:b].decode() for a, b in zip(s.starts, s.ends, strict=True)] == expected(case)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import pickle
 import shutil
 import sys
 import threading
@@ -671,3 +672,30 @@ def test_from_indexable_stops_at_the_first_gap_like_the_serial_path(
     items = {i: np.arange(i + 1) for i in range(40) if i != 9}  # 9 is missing: a KeyError ends the dataset
     store = RaggedMmap.from_indexable(tmp_path / "r", items.__getitem__, 16, n_jobs=n_jobs, backend=backend)
     assert [x.tolist() for x in store] == [list(range(i + 1)) for i in range(9)]
+
+
+@pytest.mark.parametrize("nd", [False, True])
+def test_reader_attributes_follow_the_snapshot_and_outlive_it(tmp_path: Path, nd: bool) -> None:
+    items = [np.arange(6).reshape(2, 3) if nd else np.arange(3), np.arange(4), np.array(9)]
+    empty = RaggedMmap(tmp_path / "m")
+    assert (empty.starts, empty.ends, empty.shapes, empty.flattened_shapes, empty.memmap) == (None,) * 5
+    assert empty.shapes_are_flat is None and empty.n == 0 and empty.range.tolist() == []
+    RaggedMmap.from_lists(tmp_path / "m", items)
+    m = RaggedMmap(tmp_path / "m")
+    RaggedMmap(tmp_path / "m").extend([np.ones((2, 2)) if nd else np.ones(5)])  # another reader's write
+    assert m.starts.tolist() == [0, 6 if nd else 3, 10 if nd else 7]
+    assert m.ends.tolist() == m.starts.tolist()[1:] + [11 if nd else 8]
+    assert m.flattened_shapes.tolist() == [6 if nd else 3, 4, 1]
+    shapes = [list(s) for s in m.shapes] if nd else m.shapes.tolist()
+    assert shapes == ([[2, 3], [4], [0]] if nd else [[3], [4], [0]])  # a 0-d item's shape is stored as (0,)
+    assert m.shapes_are_flat is not nd and len(m.shapes) == 3
+    assert m.starts is m.starts  # made once per snapshot
+    unpickled = pickle.loads(pickle.dumps(m))  # opens the store of 4 items, limited to the 3 pickled
+    assert len(unpickled.shapes) == len(unpickled.starts) == 3
+    old_starts = m.starts
+    assert m.refresh() == 4
+    assert len(m.starts) == len(m.ends) == len(m.shapes) == len(m.flattened_shapes) == m.n == 4
+    m.close()
+    with pytest.raises(ValueError, match="closed"):
+        _ = m.starts
+    assert old_starts.tolist() == [0, 6 if nd else 3, 10 if nd else 7]  # arrays handed out stay valid

@@ -146,3 +146,15 @@ def test_setitem_of_many_checks_every_value_before_writing_any(tmp_path: Path) -
     assert list(StringsMmap(tmp_path / "s")) == ["ONE", "two", "THREE"]
     with pytest.raises(ValueError, match="2 items selected but 1"):
         strings[[0, 1]] = ["uno"]
+
+
+def test_reader_attributes_follow_the_snapshot(tmp_path: Path) -> None:
+    assert StringsMmap(tmp_path / "s").starts is None
+    StringsMmap.from_strings(tmp_path / "s", ["ab", "", "日本"])
+    s = StringsMmap(tmp_path / "s")
+    StringsMmap(tmp_path / "s").append("more")
+    assert (s.starts.tolist(), s.ends.tolist(), s.range.tolist()) == ([0, 2, 2], [2, 2, 8], [0, 1, 2])
+    assert s.refresh() == 4 and s.ends.tolist() == [2, 2, 8, 12]
+    s.close()
+    with pytest.raises(ValueError, match="closed"):
+        _ = s.ends

@@ -313,6 +313,7 @@ class RaggedMmap:
         self._store = store
         self._flat = None if store is None else store.flat
         self._identity = None if store is None else store.identity
+        self._columns: dict[str, Any] = {}
 
     def _opened(self) -> _native.RaggedStore | None:
         if self._closed:
@@ -336,7 +337,7 @@ class RaggedMmap:
 
     def close(self) -> None:
         """Releases this reader's mapping; later reads raise ValueError. Arrays it handed out stay valid."""
-        self._store = self._flat = None
+        self._use(None)
         self._closed = True
 
     def __enter__(self) -> RaggedMmap:
@@ -349,6 +350,89 @@ class RaggedMmap:
     def dtype(self) -> np.dtype[Any] | None:
         """Element dtype, None while empty."""
         return None if self._flat is None else self._flat.dtype
+
+    # mmap-ninja 0.9.0's reader attributes, for code that reads the layout itself. The columns are read-only
+    # arrays over the mapped files (zero-copy, made on first use), limited to this reader's snapshot; all are
+    # None while the store is empty.
+    starts_key, ends_key, shapes_key, flattened_shapes_key = _KEYS.values()
+
+    def _column(self, name: str) -> np.ndarray | None:
+        store = self._opened()
+        if store is None:
+            return None
+        if name not in self._columns:
+            self._columns[name] = getattr(store, name)
+        column: np.ndarray = self._columns[name]
+        return column
+
+    @property
+    def starts(self) -> np.ndarray | None:
+        """Where each item starts in ``memmap``, in elements (int64)."""
+        return self._column("starts")
+
+    @property
+    def ends(self) -> np.ndarray | None:
+        """Where each item ends in ``memmap``, in elements (int64)."""
+        return self._column("ends")
+
+    @property
+    def shapes(self) -> np.ndarray | RaggedMmap | None:
+        """Each item's shape: when every item is 1-D (``shapes_are_flat``), an int64 array shaped (n, 1) whose
+        0-d items have 0; else a read-only RaggedMmap of the shapes."""
+        store = self._opened()
+        if store is None:
+            return None
+        if "shapes" not in self._columns:
+            shapes = store.shapes
+            if isinstance(shapes, _native.RaggedStore):
+                nested = RaggedMmap.__new__(RaggedMmap)
+                nested._setup(self.out_dir / self.shapes_key, None, "r", True, self.wait, self.durable)
+                nested._use(shapes)
+                self._columns["shapes"] = nested
+            else:
+                self._columns["shapes"] = shapes
+        result: np.ndarray | RaggedMmap = self._columns["shapes"]
+        return result
+
+    @property
+    def flattened_shapes(self) -> np.ndarray | None:
+        """Each item's element count (int64; computed from ``starts`` and ``ends``, which it always equals)."""
+        starts, ends = self.starts, self.ends
+        if starts is None or ends is None:
+            return None
+        if "flattened_shapes" not in self._columns:
+            counts = ends - starts
+            counts.flags.writeable = False
+            self._columns["flattened_shapes"] = counts
+        result: np.ndarray = self._columns["flattened_shapes"]
+        return result
+
+    @property
+    def shapes_are_flat(self) -> bool | None:
+        """True when every item is 1-D or 0-d (``shapes`` is then one array)."""
+        store = self._opened()
+        return None if store is None else store.is_flat
+
+    @property
+    def memmap(self) -> np.ndarray | None:
+        """Every item's elements back to back (zero-copy; writable when opened ``mode='r+'``)."""
+        self._opened()
+        return self._flat
+
+    @property
+    def n(self) -> int:
+        """The number of items (``len``)."""
+        return len(self)
+
+    @property
+    def range(self) -> np.ndarray:
+        """``np.arange(len(self))``."""
+        return np.arange(len(self), dtype=np.int64)
+
+    @property
+    def data_file(self) -> Path:
+        """The file of ``memmap``."""
+        return self.out_dir / "data.ninja"
 
     def __len__(self) -> int:
         store = self._opened()

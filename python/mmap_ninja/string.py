@@ -83,6 +83,7 @@ class StringsMmap:
     def _use(self, store: _native.StringStore | None) -> None:
         self._store = store
         self._identity = None if store is None else store.identity
+        self._columns: dict[str, np.ndarray] = {}
 
     def refresh(self) -> int:
         """Picks up the strings committed since this reader opened (or last refreshed) and returns the new
@@ -106,6 +107,38 @@ class StringsMmap:
     def __len__(self) -> int:
         store = self._native_store()
         return 0 if store is None else len(store)
+
+    # mmap-ninja 0.9.0's reader attributes: read-only int64 arrays over the mapped columns (zero-copy, made on
+    # first use, limited to this reader's snapshot), None while the store is empty.
+    starts_key, ends_key = "starts", "ends"
+
+    def _column(self, name: str) -> np.ndarray | None:
+        store = self._native_store()
+        if store is None:
+            return None
+        if name not in self._columns:
+            self._columns[name] = getattr(store, name)
+        return self._columns[name]
+
+    @property
+    def starts(self) -> np.ndarray | None:
+        """Where each string's bytes (UTF-8, or its zstd frame) start in ``data_file``."""
+        return self._column("starts")
+
+    @property
+    def ends(self) -> np.ndarray | None:
+        """Where each string's bytes end in ``data_file``."""
+        return self._column("ends")
+
+    @property
+    def range(self) -> np.ndarray:
+        """``np.arange(len(self))``."""
+        return np.arange(len(self), dtype=np.int64)
+
+    @property
+    def data_file(self) -> Path:
+        """The file holding the strings' bytes back to back."""
+        return self.out_dir / "data.ninja"
 
     def get_single(self, item: Any) -> str:
         store = self._native_store()
@@ -179,7 +212,7 @@ class StringsMmap:
 
     def close(self) -> None:
         """Releases the mapping; later reads raise ValueError."""
-        self._store = None
+        self._use(None)
         self._closed = True
 
     def __repr__(self) -> str:

@@ -1,6 +1,7 @@
 //! PyO3 glue: argument conversion, GIL release and error mapping only. Logic lives in the core.
 
 mod buffer;
+mod column;
 mod dense;
 mod errors;
 mod lock;

@@ -10,8 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PySlice, PyTuple};
 
 use super::buffer::{bytes_of_mut, ItemViews, PyMappedBuffer};
+use super::column;
 use super::payload;
-use crate::ragged::{Item, RaggedStore};
+use crate::ragged::{Item, RaggedStore, Shapes};
 
 /// An opened, non-empty ragged store.
 #[pyclass(name = "RaggedStore", module = "mmap_ninja._native", frozen)]
@@ -52,19 +53,36 @@ impl PyRaggedStore {
         if let Some(limit) = limit {
             inner.limit(limit);
         }
-        let bytes = inner.data_len() as usize * inner.dtype().itemsize();
-        let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;
-        let numpy = py.import("numpy")?;
-        let dtype = numpy
-            .call_method1("dtype", (inner.dtype().name(),))?
-            .call_method1("newbyteorder", ("<",))?;
-        let views = ItemViews::new(buffer.clone_ref(py), &dtype)?;
-        let flat = numpy.call_method1("frombuffer", (buffer, dtype))?.unbind();
-        Ok(Some(PyRaggedStore { inner, flat, views }))
+        Self::new(py, inner).map(Some)
     }
 
     fn __len__(&self) -> usize {
         self.inner.len()
+    }
+
+    /// Where each committed item starts in `flat`, in elements: a read-only int64 array (zero-copy).
+    #[getter]
+    fn starts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        column::values(py, self.inner.starts(), self.inner.len())
+    }
+
+    /// Where each committed item ends in `flat`, in elements: a read-only int64 array (zero-copy).
+    #[getter]
+    fn ends<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        column::values(py, self.inner.ends(), self.inner.len())
+    }
+
+    /// The committed items' shapes: when every item is 1-D or 0-d, a read-only int64 array shaped `(n, 1)`
+    /// (zero-copy; a 0-d item's is 0); else the nested store holding each item's shape as an item.
+    #[getter]
+    fn shapes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.shapes() {
+            Shapes::Flat(column) => {
+                let values = column::values(py, column, self.inner.len())?;
+                values.call_method1("reshape", (self.inner.len(), 1))
+            }
+            Shapes::Nested(nested) => Ok(Bound::new(py, Self::new(py, (**nested).clone())?)?.into_any()),
+        }
     }
 
     /// Device and inode of the data file: they change when the store is replaced, not when it is extended.
@@ -159,6 +177,19 @@ impl PyRaggedStore {
 }
 
 impl PyRaggedStore {
+    /// The Python object of an opened store: its flat buffer and item views made once.
+    fn new(py: Python<'_>, inner: RaggedStore) -> PyResult<Self> {
+        let bytes = inner.data_len() as usize * inner.dtype().itemsize();
+        let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;
+        let numpy = py.import("numpy")?;
+        let dtype = numpy
+            .call_method1("dtype", (inner.dtype().name(),))?
+            .call_method1("newbyteorder", ("<",))?;
+        let views = ItemViews::new(buffer.clone_ref(py), &dtype)?;
+        let flat = numpy.call_method1("frombuffer", (buffer, dtype))?.unbind();
+        Ok(PyRaggedStore { inner, flat, views })
+    }
+
     /// Asks for the large ones of `items` not in memory before they are handed out as views, when a probe is
     /// due (`RaggedStore::views_to_probe`), with the GIL released.
     fn prefetch_views(&self, py: Python<'_>, items: &[Item]) {

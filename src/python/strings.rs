@@ -54,6 +54,18 @@ impl PyStringStore {
         self.inner.is_compressed()
     }
 
+    /// Where each committed string's bytes start in the data file: a read-only int64 array (zero-copy).
+    #[getter]
+    fn starts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        super::column::values(py, self.inner.starts(), self.inner.len())
+    }
+
+    /// Where each committed string's bytes end in the data file: a read-only int64 array (zero-copy).
+    #[getter]
+    fn ends<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        super::column::values(py, self.inner.ends(), self.inner.len())
+    }
+
     /// String `index` (negative counts from the end).
     fn get(&self, index: i64) -> PyResult<String> {
         Ok(self.inner.get(index)?)

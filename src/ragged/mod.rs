@@ -35,8 +35,10 @@ pub struct Item {
     pub shape: Vec<u64>,
 }
 
+/// The items' shapes: one int64 per item when every item is 1-D or 0-d (mmap-ninja 0.9.0's flat shapes,
+/// shaped `(n, 1)`), else a ragged store holding each item's shape as an item.
 #[derive(Debug, Clone)]
-enum Shapes {
+pub enum Shapes {
     Flat(Column),
     Nested(Box<RaggedStore>),
 }
@@ -139,6 +141,9 @@ impl RaggedStore {
     /// Keeps only the first `len` items (a snapshot another process took, e.g. before pickling a reader).
     pub fn limit(&mut self, len: usize) {
         self.len = self.len.min(len);
+        if let Shapes::Nested(nested) = &mut self.shapes {
+            nested.limit(self.len);
+        }
     }
 
     /// Up to `max` faults of the store, found by locating every item and checking its offsets against the
@@ -165,6 +170,21 @@ impl RaggedStore {
     /// Committed elements of the flat buffer.
     pub fn data_len(&self) -> u64 {
         self.data_len
+    }
+
+    /// Where each item starts in the flat buffer, in elements (the first `len()` values are committed).
+    pub fn starts(&self) -> &Column {
+        &self.starts
+    }
+
+    /// Where each item ends in the flat buffer, in elements (the first `len()` values are committed).
+    pub fn ends(&self) -> &Column {
+        &self.ends
+    }
+
+    /// The items' shapes (the first `len()` are committed).
+    pub fn shapes(&self) -> &Shapes {
+        &self.shapes
     }
 
     /// True when every item is 1-D or 0-d.
