@@ -269,13 +269,16 @@ impl RaggedWriter {
         let mut commit = Commit::new(self.durable);
         self.stage(&mut commit)?;
         commit.apply()?;
-        files::remove_if_exists(&self.dir.join(FLAT_SHAPES_BACKUP_DIR))?;
         if !self.pending.is_empty() {
             let len = self.store.map_or(0, |c| c.len) + self.pending.len() as u64;
             let flat = self.store.is_none_or(|c| c.flat) && self.pending.iter().all(|(_, s)| s.len() <= 1);
             self.store = Some(Committed { len, flat });
         }
         self.pending.clear();
+        // The commit landed, so the flat shapes column a conversion moved aside is garbage. Failing to remove
+        // it must not report the commit as failed (a caller who retried would append the items twice): the
+        // next commit tries again, and readers ignore the backup while `shapes/` exists.
+        let _ = files::remove_if_exists(&self.dir.join(FLAT_SHAPES_BACKUP_DIR));
         Ok(())
     }
 
@@ -798,6 +801,35 @@ mod tests {
             format::encode_flag(false)
         );
         assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_commit_that_landed_succeeds_even_when_a_leftover_backup_cannot_be_removed() {
+        use std::process::Command;
+        /// Clears the immutable flag again, whatever the test did.
+        struct Immutable(PathBuf);
+        impl Drop for Immutable {
+            fn drop(&mut self) {
+                let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let options = WriteOptions::default();
+        RaggedStore::create(d, &options, Dtype::Int16, &[&le(&[1, 2])], &[vec![1, 2]]).unwrap();
+        // A backup a crashed conversion left, which cannot be removed (as on an I/O error).
+        let stuck = d.join(FLAT_SHAPES_BACKUP_DIR).join("stuck");
+        fs::create_dir(d.join(FLAT_SHAPES_BACKUP_DIR)).unwrap();
+        fs::write(&stuck, b"").unwrap();
+        let immutable = Command::new("chattr").arg("+i").arg(&stuck).output();
+        let _restore = Immutable(stuck.clone());
+        if !immutable.is_ok_and(|out| out.status.success()) || fs::remove_file(&stuck).is_ok() {
+            eprintln!("skipped: chattr +i is not available here");
+            return;
+        }
+        RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[3])], &[vec![1, 1]]).unwrap();
+        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        assert_eq!((s.len(), values(&s, 1)), (2, vec![3]));
     }
 
     #[test]
