@@ -4,8 +4,10 @@
 //! process that took it; a forked child that inherited it is refused (`check_process`).
 //!
 //! A child process started while a lock is held (by any thread: `std::process::Command`, Python's
-//! `subprocess`) shares the locked open file until it `exec`s, so the lock outlives its release for that
-//! moment. A writer that would fail at once therefore first tries for `GRACE`.
+//! `subprocess`) shares the locked open file until it `exec`s, so the lock stays held after its release until
+//! then. A writer that would fail at once therefore keeps trying for `GRACE`. A child forked without `exec`
+//! (multiprocessing's fork start method) holds it as long as it lives: the Python package closes the writers
+//! a forked child inherits, but a lock taken for one call while another thread forks stays with the child.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -20,18 +22,18 @@ pub enum Wait {
     /// Fail when the store is still locked after `GRACE`.
     #[default]
     No,
-    /// Wait at most this long (at least `GRACE`).
+    /// Wait at most this long.
     For(Duration),
     /// Wait until the other writer is done.
     Forever,
 }
 
-/// How often a waiting writer tries the lock again: every `GRACE_POLL` during `GRACE`, then every `POLL`.
+/// How often a waiting writer tries the lock again (during `GRACE`: every `GRACE_POLL`).
 const POLL: Duration = Duration::from_millis(10);
 const GRACE_POLL: Duration = Duration::from_millis(1);
 
-/// Every writer waits at least this long for a lock (see the module's documentation): far longer than a
-/// child takes from `fork` to `exec`, too short for a user to notice.
+/// How long a writer that does not wait (`Wait::No`) tries the lock (see the module's documentation): far
+/// longer than a child takes from `fork` to `exec`, too short for a user to notice.
 pub const GRACE: Duration = Duration::from_millis(50);
 
 /// An exclusive lock on a store directory, released on drop.
@@ -50,10 +52,10 @@ impl WriteLock {
     /// Locks `dir` (creating it and its parents), waiting as `wait` says.
     pub fn acquire(dir: &Path, wait: Wait) -> Result<WriteLock> {
         let started = Instant::now();
-        let deadline = match wait {
-            Wait::No => started.checked_add(GRACE),
-            Wait::For(limit) => started.checked_add(limit.max(GRACE)),
-            Wait::Forever => None,
+        let (deadline, poll) = match wait {
+            Wait::No => (started.checked_add(GRACE), GRACE_POLL),
+            Wait::For(limit) => (started.checked_add(limit), POLL),
+            Wait::Forever => (None, POLL),
         };
         loop {
             let created = missing_levels(dir)?;
@@ -73,12 +75,14 @@ impl WriteLock {
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(err)) => return Err(Error::io(dir)(err)),
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::Locked {
                     path: dir.to_path_buf(),
                 });
             }
-            std::thread::sleep(if started.elapsed() < GRACE { GRACE_POLL } else { POLL });
+            // The last try is at the deadline.
+            std::thread::sleep(deadline.map_or(poll, |d| d.saturating_duration_since(now).min(poll)));
         }
     }
 
