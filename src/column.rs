@@ -55,11 +55,6 @@ impl Column {
         self.len
     }
 
-    /// True when the column holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Value `i`; an error (never a panic) when `i` is past the end.
     pub fn get(&self, i: usize) -> Result<i64> {
         let bytes = i
@@ -70,7 +65,7 @@ impl Column {
     }
 
     /// The mapping of the values (`data.ninja`): value `i` is its bytes `8 * i..8 * i + 8`.
-    pub fn region(&self) -> &std::sync::Arc<crate::mmap::Region> {
+    pub(crate) fn region(&self) -> &std::sync::Arc<crate::mmap::Region> {
         self.store.region()
     }
 

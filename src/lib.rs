@@ -24,13 +24,12 @@ pub mod strings;
 #[cfg(feature = "python")]
 mod python;
 
-pub use column::Column;
 pub use commit::WriteOptions;
 pub use dense::DenseStore;
 pub use error::{Error, Result};
 pub use format::{Dtype, Order, StoreKind};
 pub use lock::{Wait, WriteLock};
 pub use mmap::Region;
-pub use ragged::{Item, RaggedStore, Shapes};
+pub use ragged::{Item, RaggedStore};
 pub use sharded::{Manifest, Shard, ShardedWriter};
 pub use strings::{StringStore, ZstdOptions};

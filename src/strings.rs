@@ -163,12 +163,12 @@ impl StringStore {
     }
 
     /// Where each string's bytes start in the data file (the first `len()` values are committed).
-    pub fn starts(&self) -> &Column {
+    pub(crate) fn starts(&self) -> &Column {
         &self.starts
     }
 
     /// Where each string's bytes end in the data file (the first `len()` values are committed).
-    pub fn ends(&self) -> &Column {
+    pub(crate) fn ends(&self) -> &Column {
         &self.ends
     }
 

@@ -692,6 +692,16 @@ def test_reader_attributes_follow_the_snapshot_and_outlive_it(tmp_path: Path, nd
     assert m.starts is m.starts  # made once per snapshot
     unpickled = pickle.loads(pickle.dumps(m))  # opens the store of 4 items, limited to the 3 pickled
     assert len(unpickled.shapes) == len(unpickled.starts) == 3
+    assert unpickled.memmap.tolist() == m.memmap.tolist() and len(m.memmap) == m.ends[-1]
+    if nd:  # the nested shapes are part of the reader: never written, refreshed or pickled by themselves
+        for refused in (
+            lambda: m.shapes.extend([[1]]),
+            lambda: m.shapes.refresh(),
+            lambda: m.shapes.__setitem__(0, [3, 2]),
+        ):
+            with pytest.raises(ValueError, match="shapes of a RaggedMmap"):
+                refused()
+        assert [list(s) for s in pickle.loads(pickle.dumps(unpickled.shapes))] == shapes
     old_starts = m.starts
     assert m.refresh() == 4
     assert len(m.starts) == len(m.ends) == len(m.shapes) == len(m.flattened_shapes) == m.n == 4

@@ -384,13 +384,7 @@ class RaggedMmap:
             return None
         if "shapes" not in self._columns:
             shapes = store.shapes
-            if isinstance(shapes, _native.RaggedStore):
-                nested = RaggedMmap.__new__(RaggedMmap)
-                nested._setup(self.out_dir / self.shapes_key, None, "r", True, self.wait, self.durable)
-                nested._use(shapes)
-                self._columns["shapes"] = nested
-            else:
-                self._columns["shapes"] = shapes
+            self._columns["shapes"] = _Shapes(self, shapes) if isinstance(shapes, _native.RaggedStore) else shapes
         result: np.ndarray | RaggedMmap = self._columns["shapes"]
         return result
 
@@ -615,3 +609,29 @@ class RaggedMmap:
         source = _IndexableItems(indexable, size, n_jobs, verbose, backend)
         _write(out_dir, source, size, None if dtype is None else store_dtype(dtype), True, wait, durable)
         return cls(out_dir, wrapper_fn=wrapper_fn, mode=mode, wait=wait, durable=durable)
+
+
+class _Shapes(RaggedMmap):
+    """``m.shapes`` of a RaggedMmap whose items are not all 1-D: its items' shapes, read-only and part of that
+    reader's snapshot. Shapes are written with their items (``m.extend``), and a nested store read on its own
+    could list shapes of items never committed, so it is neither written, refreshed nor pickled by itself."""
+
+    def __init__(self, items: RaggedMmap, store: _native.RaggedStore) -> None:
+        self._setup(items.out_dir / items.shapes_key, None, "r", True, False, False)
+        self._use(store)
+        self._items = items
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (getattr, (self._items, "shapes"))
+
+    def _refused(self, action: str) -> ValueError:
+        return ValueError(f"the shapes of a RaggedMmap cannot be {action} by themselves: use the RaggedMmap")
+
+    def refresh(self) -> int:
+        raise self._refused("refreshed")
+
+    def extend(self, arrays: Iterable[Any]) -> None:
+        raise self._refused("extended")
+
+    def _replacement(self, idx: Any, value: Any) -> tuple[slice, np.ndarray]:
+        raise self._refused("assigned")

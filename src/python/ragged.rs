@@ -179,7 +179,10 @@ impl PyRaggedStore {
 impl PyRaggedStore {
     /// The Python object of an opened store: its flat buffer and item views made once.
     fn new(py: Python<'_>, inner: RaggedStore) -> PyResult<Self> {
-        let bytes = inner.data_len() as usize * inner.dtype().itemsize();
+        // The snapshot's elements: a limited store's data file may hold later items, or the tail of a write
+        // that never committed. (Should its last item be damaged, the whole file: reading it reports that.)
+        let elements = inner.data_end(inner.len()).unwrap_or(inner.data_len());
+        let bytes = elements as usize * inner.dtype().itemsize();
         let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;
         let numpy = py.import("numpy")?;
         let dtype = numpy

@@ -38,7 +38,7 @@ pub struct Item {
 /// The items' shapes: one int64 per item when every item is 1-D or 0-d (mmap-ninja 0.9.0's flat shapes,
 /// shaped `(n, 1)`), else a ragged store holding each item's shape as an item.
 #[derive(Debug, Clone)]
-pub enum Shapes {
+pub(crate) enum Shapes {
     Flat(Column),
     Nested(Box<RaggedStore>),
 }
@@ -173,17 +173,17 @@ impl RaggedStore {
     }
 
     /// Where each item starts in the flat buffer, in elements (the first `len()` values are committed).
-    pub fn starts(&self) -> &Column {
+    pub(crate) fn starts(&self) -> &Column {
         &self.starts
     }
 
     /// Where each item ends in the flat buffer, in elements (the first `len()` values are committed).
-    pub fn ends(&self) -> &Column {
+    pub(crate) fn ends(&self) -> &Column {
         &self.ends
     }
 
     /// The items' shapes (the first `len()` are committed).
-    pub fn shapes(&self) -> &Shapes {
+    pub(crate) fn shapes(&self) -> &Shapes {
         &self.shapes
     }
 
