@@ -65,6 +65,7 @@ impl Column {
     }
 
     /// The mapping of the values (`data.ninja`): value `i` is its bytes `8 * i..8 * i + 8`.
+    #[cfg(feature = "python")]
     pub(crate) fn region(&self) -> &std::sync::Arc<crate::mmap::Region> {
         self.store.region()
     }

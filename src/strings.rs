@@ -163,11 +163,13 @@ impl StringStore {
     }
 
     /// Where each string's bytes start in the data file (the first `len()` values are committed).
+    #[cfg(feature = "python")]
     pub(crate) fn starts(&self) -> &Column {
         &self.starts
     }
 
     /// Where each string's bytes end in the data file (the first `len()` values are committed).
+    #[cfg(feature = "python")]
     pub(crate) fn ends(&self) -> &Column {
         &self.ends
     }

@@ -173,16 +173,19 @@ impl RaggedStore {
     }
 
     /// Where each item starts in the flat buffer, in elements (the first `len()` values are committed).
+    #[cfg(feature = "python")]
     pub(crate) fn starts(&self) -> &Column {
         &self.starts
     }
 
     /// Where each item ends in the flat buffer, in elements (the first `len()` values are committed).
+    #[cfg(feature = "python")]
     pub(crate) fn ends(&self) -> &Column {
         &self.ends
     }
 
     /// The items' shapes (the first `len()` are committed).
+    #[cfg(feature = "python")]
     pub(crate) fn shapes(&self) -> &Shapes {
         &self.shapes
     }
