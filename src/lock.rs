@@ -10,10 +10,10 @@
 //! a forked child inherits, but a lock taken for one call while another thread forks stays with the child.
 
 use std::fs::{File, TryLockError};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::commit;
 use crate::error::{Error, Result};
 
 /// How long a writer waits for another writer to finish.
@@ -58,9 +58,13 @@ impl WriteLock {
             Wait::Forever => (None, POLL),
         };
         loop {
-            let created = missing_levels(dir)?;
-            commit::create_dir(dir)?;
-            let file = File::open(dir).map_err(Error::io(dir))?;
+            let created = create_levels(dir)?;
+            let file = match File::open(dir) {
+                Ok(file) => file,
+                // The previous holder removed the directory (empty) since it was created: create it again.
+                Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                Err(err) => return Err(Error::io(dir)(err)),
+            };
             match file.try_lock() {
                 // The previous holder may have removed the (empty) directory meanwhile: lock the one there now.
                 Ok(()) if same_file(&file, dir)? => {
@@ -105,16 +109,26 @@ impl WriteLock {
     }
 }
 
-/// How many levels of `dir` (itself, its parent, ...) do not exist yet.
-fn missing_levels(dir: &Path) -> Result<usize> {
+/// Creates `dir` and its missing parents; returns how many levels of `dir` (itself, its parent, ...) this
+/// call created: counted as they are created, since another writer may create or remove them meanwhile.
+fn create_levels(dir: &Path) -> Result<usize> {
+    let levels: Vec<&Path> = dir.ancestors().filter(|a| !a.as_os_str().is_empty()).collect();
     let mut missing = 0;
-    for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
-        if crate::files::exists(ancestor)? {
-            break;
-        }
+    while missing < levels.len() && !crate::files::exists(levels[missing])? {
         missing += 1;
     }
-    Ok(missing)
+    let mut created = 0;
+    for level in levels[..missing].iter().rev() {
+        match std::fs::create_dir(level) {
+            Ok(()) => created += 1,
+            // Created by someone else: neither it nor the levels above it are this lock's to remove.
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => created = 0,
+            // A parent was removed since it was found (by the lock that created it): start again.
+            Err(err) if err.kind() == ErrorKind::NotFound => return create_levels(dir),
+            Err(err) => return Err(Error::io(level)(err)),
+        }
+    }
+    Ok(created)
 }
 
 /// True when `file` is still the directory found at `dir`.
@@ -164,10 +178,27 @@ mod tests {
     }
 
     #[test]
+    fn writers_racing_for_a_new_store_do_not_fail_when_the_other_removes_its_directories() {
+        // Each drop removes the directories its lock created, possibly while the other writer creates them.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("new/store");
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..300 {
+                        drop(WriteLock::acquire(&d, Wait::Forever).unwrap());
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
     fn a_child_process_being_started_meanwhile_does_not_make_a_released_lock_look_held() {
         // Between `fork` and `exec` a child shares the lock's open file: without `GRACE`, about one writer in
         // ten that ran while another thread started processes failed with `Locked`.
         let dir = tempfile::tempdir().unwrap();
+        let _ = std::process::Command::new("true").status(); // its binary in the page cache: children exec fast
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             scope.spawn(|| {
