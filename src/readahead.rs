@@ -384,7 +384,7 @@ mod tests {
             if cached >= bytes || Instant::now() > deadline {
                 return cached;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

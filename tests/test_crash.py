@@ -366,7 +366,7 @@ def gather_then_fork(send: Callable[[Any], None], path: Path) -> None:
     """Gathers a big batch (copied by a thread pool), then reports what a child forked from here gathers."""
     store = RaggedMmap(path)
     store.gather(range(8))
-    send(Child.fork(lambda child_send: child_send([int(v[0]) for v in store.gather(range(8))])).finish(timeout=5))
+    send(Child.fork(lambda child_send: child_send([int(v[0]) for v in store.gather(range(8))])).finish(timeout=60))
 
 
 def test_gather_works_in_a_child_forked_after_a_parallel_gather(tmp_path: Path) -> None:
@@ -374,5 +374,5 @@ def test_gather_works_in_a_child_forked_after_a_parallel_gather(tmp_path: Path) 
     worker's own big gathers must work, not wait forever for pool threads that were not forked. (The first
     gather runs in a child, to leave this test process as it found it.)"""
     RaggedMmap.from_lists(tmp_path / "r", [np.full(1 << 20, i, np.uint8) for i in range(8)])
-    end, reports = Child.fork(gather_then_fork, tmp_path / "r").finish(timeout=30)
+    end, reports = Child.fork(gather_then_fork, tmp_path / "r").finish(timeout=120)
     assert (end, reports) == ("ok", [["ok", [list(range(8))]]])

@@ -38,7 +38,7 @@ from mmap_ninja.string import StringsMmap
 
 STORES = int(os.environ.get("MMAP_NINJA_FUZZ_STORES", "2400"))
 SEED = int(os.environ.get("MMAP_NINJA_FUZZ_SEED", "1337"))
-TIMEOUT = 5.0  # seconds a child may take to open and read one tiny store
+TIMEOUT = 30.0  # seconds a child may take to open and read one tiny store (a shared, loaded machine stalls)
 JOBS = min(8, 2 * (os.cpu_count() or 1))  # children running at once
 HIERARCHY = (ValueError, OSError, IndexError, KeyError, TypeError)
 INDEX_DIRS = ("starts", "ends", "shapes", "flattened_shapes")

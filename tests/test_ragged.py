@@ -364,7 +364,11 @@ def test_wrapper_fn_gets_a_private_copy(tmp_path: Path) -> None:
     assert store[0].flags.writeable and not np.shares_memory(store[0], store._flat)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     batches=st.lists(
         st.lists(
@@ -524,10 +528,10 @@ def test_a_view_of_a_cold_item_is_read_ahead_whole(cold_store: Any) -> None:
     store_dir, data, item_bytes = cold_store
     store = RaggedMmap(store_dir)
     view = store[5]
-    deadline = time.monotonic() + 5
-    while _cached_bytes(data) < item_bytes and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert _cached_bytes(data) >= item_bytes
+    deadline = time.monotonic() + 60  # returns once read: a shared disk under load can be slow
+    while (cached := _cached_bytes(data)) < item_bytes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cached >= item_bytes
     assert (view == 5).all()
 
 

@@ -283,7 +283,11 @@ def test_a_fifo_planted_as_the_manifest_or_a_store_file_raises_instead_of_blocki
         mmap_ninja.RaggedMmap(tmp_path / "r")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     sizes=st.lists(st.integers(0, 6), min_size=1, max_size=6),
     picks=st.lists(st.integers(-40, 40), max_size=20),
