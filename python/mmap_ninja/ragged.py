@@ -377,8 +377,8 @@ class RaggedMmap:
 
     @property
     def shapes(self) -> np.ndarray | RaggedMmap | None:
-        """Each item's shape: when every item is 1-D (``shapes_are_flat``), an int64 array shaped (n, 1) whose
-        0-d items have 0; else a read-only RaggedMmap of the shapes."""
+        """Each item's shape: when every item is 1-D or 0-d (``shapes_are_flat``), an int64 array shaped (n, 1)
+        whose 0-d items have 0; else a read-only RaggedMmap of the shapes (a 0-d item's is ``[0]``)."""
         store = self._opened()
         if store is None:
             return None
