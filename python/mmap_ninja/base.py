@@ -86,6 +86,51 @@ class Wrapped:
 Identity = tuple[int, int]
 
 
+class Layout:
+    """mmap-ninja 0.9.0's reader attributes that ``RaggedMmap`` and ``StringsMmap`` share, for code that reads
+    the layout itself. Columns are read-only int64 arrays over the mapped files (zero-copy, made on first use
+    and kept in ``_columns``, which the reader empties for each snapshot), limited to the reader's snapshot;
+    None while the store is empty."""
+
+    out_dir: Path
+    _columns: dict[str, Any]
+    starts_key, ends_key = "starts", "ends"
+
+    def _opened(self) -> Any:
+        """The reader's native store (None while empty); raises ValueError once it is closed."""
+        raise NotImplementedError
+
+    def _column(self, name: str) -> np.ndarray | None:
+        store = self._opened()
+        if store is None:
+            return None
+        if name not in self._columns:
+            self._columns[name] = getattr(store, name)
+        column: np.ndarray = self._columns[name]
+        return column
+
+    @property
+    def starts(self) -> np.ndarray | None:
+        """Where each item starts in ``data_file`` (a ragged store counts elements, a string store bytes)."""
+        return self._column("starts")
+
+    @property
+    def ends(self) -> np.ndarray | None:
+        """Where each item ends in ``data_file``."""
+        return self._column("ends")
+
+    @property
+    def range(self) -> np.ndarray:
+        """``np.arange(len(self))``."""
+        store = self._opened()
+        return np.arange(0 if store is None else len(store), dtype=np.int64)
+
+    @property
+    def data_file(self) -> Path:
+        """The file holding the items back to back."""
+        return self.out_dir / "data.ninja"
+
+
 def require_same_store(path: Path, old: Identity | None, old_len: int, new: Identity | None, new_len: int) -> None:
     """Raises ``StoreReplacedError`` unless the store found now (``new``: the device and inode of its data file,
     None when empty) is the one a snapshot of ``old_len`` items was taken of, extended or not. A snapshot of an

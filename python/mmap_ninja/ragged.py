@@ -19,6 +19,7 @@ from ._dtypes import store_dtype, taken_as_is, to_store
 from ._placing import Placed, PlaceInto
 from .base import (
     Identity,
+    Layout,
     PathLike,
     check_batch_size,
     normalize_indices,
@@ -233,7 +234,7 @@ def _reopen(out_dir: str, length: int, identity: Identity | None, options: dict[
     return reader
 
 
-class RaggedMmap:
+class RaggedMmap(Layout):
     """A list of numpy arrays of different shapes, stored in ``out_dir``. A missing or empty directory is an
     empty map; ``append``/``extend`` create it.
 
@@ -313,7 +314,7 @@ class RaggedMmap:
         self._store = store
         self._flat = None if store is None else store.flat
         self._identity = None if store is None else store.identity
-        self._columns: dict[str, Any] = {}
+        self._columns = {}
 
     def _opened(self) -> _native.RaggedStore | None:
         if self._closed:
@@ -351,29 +352,8 @@ class RaggedMmap:
         """Element dtype, None while empty."""
         return None if self._flat is None else self._flat.dtype
 
-    # mmap-ninja 0.9.0's reader attributes, for code that reads the layout itself. The columns are read-only
-    # arrays over the mapped files (zero-copy, made on first use), limited to this reader's snapshot; all are
-    # None while the store is empty.
-    starts_key, ends_key, shapes_key, flattened_shapes_key = _KEYS.values()
-
-    def _column(self, name: str) -> np.ndarray | None:
-        store = self._opened()
-        if store is None:
-            return None
-        if name not in self._columns:
-            self._columns[name] = getattr(store, name)
-        column: np.ndarray = self._columns[name]
-        return column
-
-    @property
-    def starts(self) -> np.ndarray | None:
-        """Where each item starts in ``memmap``, in elements (int64)."""
-        return self._column("starts")
-
-    @property
-    def ends(self) -> np.ndarray | None:
-        """Where each item ends in ``memmap``, in elements (int64)."""
-        return self._column("ends")
+    # More of mmap-ninja 0.9.0's reader attributes (see ``Layout``).
+    shapes_key, flattened_shapes_key = _KEYS["shapes_key"], _KEYS["flattened_shapes_key"]
 
     @property
     def shapes(self) -> np.ndarray | RaggedMmap | None:
@@ -417,16 +397,6 @@ class RaggedMmap:
     def n(self) -> int:
         """The number of items (``len``)."""
         return len(self)
-
-    @property
-    def range(self) -> np.ndarray:
-        """``np.arange(len(self))``."""
-        return np.arange(len(self), dtype=np.int64)
-
-    @property
-    def data_file(self) -> Path:
-        """The file of ``memmap``."""
-        return self.out_dir / "data.ninja"
 
     def __len__(self) -> int:
         store = self._opened()

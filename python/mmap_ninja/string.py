@@ -12,6 +12,7 @@ import numpy as np
 from . import _native
 from .base import (
     Identity,
+    Layout,
     PathLike,
     from_generator_base,
     normalize_indices,
@@ -41,7 +42,7 @@ def _reopen(out_dir: str, length: int, identity: Identity | None, options: dict[
     return strings
 
 
-class StringsMmap:
+class StringsMmap(Layout):
     """A list of strings stored in ``out_dir``. A missing or empty directory is an empty list.
 
     Like ``RaggedMmap``: a reader is a snapshot (``refresh()`` picks up appended strings), writes lock the
@@ -83,7 +84,7 @@ class StringsMmap:
     def _use(self, store: _native.StringStore | None) -> None:
         self._store = store
         self._identity = None if store is None else store.identity
-        self._columns: dict[str, np.ndarray] = {}
+        self._columns = {}
 
     def refresh(self) -> int:
         """Picks up the strings committed since this reader opened (or last refreshed) and returns the new
@@ -96,52 +97,20 @@ class StringsMmap:
 
     def verify(self) -> None:
         """Decodes every string (offsets, zstd frames, UTF-8); raises ``CorruptStoreError`` naming the faults."""
-        store = self._native_store()
+        store = self._opened()
         require_sound(self.out_dir, [] if store is None else store.verify())
 
-    def _native_store(self) -> _native.StringStore | None:
+    def _opened(self) -> _native.StringStore | None:
         if self._closed:
             raise ValueError("StringsMmap is closed")
         return self._store
 
     def __len__(self) -> int:
-        store = self._native_store()
+        store = self._opened()
         return 0 if store is None else len(store)
 
-    # mmap-ninja 0.9.0's reader attributes: read-only int64 arrays over the mapped columns (zero-copy, made on
-    # first use, limited to this reader's snapshot), None while the store is empty.
-    starts_key, ends_key = "starts", "ends"
-
-    def _column(self, name: str) -> np.ndarray | None:
-        store = self._native_store()
-        if store is None:
-            return None
-        if name not in self._columns:
-            self._columns[name] = getattr(store, name)
-        return self._columns[name]
-
-    @property
-    def starts(self) -> np.ndarray | None:
-        """Where each string's bytes (UTF-8, or its zstd frame) start in ``data_file``."""
-        return self._column("starts")
-
-    @property
-    def ends(self) -> np.ndarray | None:
-        """Where each string's bytes end in ``data_file``."""
-        return self._column("ends")
-
-    @property
-    def range(self) -> np.ndarray:
-        """``np.arange(len(self))``."""
-        return np.arange(len(self), dtype=np.int64)
-
-    @property
-    def data_file(self) -> Path:
-        """The file holding the strings' bytes back to back."""
-        return self.out_dir / "data.ninja"
-
     def get_single(self, item: Any) -> str:
-        store = self._native_store()
+        store = self._opened()
         if store is None:
             raise IndexError("StringsMmap is empty!")
         try:
@@ -150,7 +119,7 @@ class StringsMmap:
             raise IndexError(f"index {item} is out of range for {len(store)} strings") from None
 
     def get_multiple(self, item: Any) -> list[str]:
-        store = self._native_store()
+        store = self._opened()
         indices = normalize_indices(item, 0 if store is None else len(store))
         if store is None:
             if len(indices):
@@ -176,7 +145,7 @@ class StringsMmap:
 
     def _set(self, indices: list[int], values: list[str]) -> None:
         """Writes ``values`` over the strings at ``indices``, all checked first, under one hold of the lock."""
-        store = self._native_store()
+        store = self._opened()
         if store is None:
             raise IndexError("StringsMmap is empty!")
         if not _WRITABLE[self.mode]:
@@ -202,7 +171,7 @@ class StringsMmap:
 
     def extend(self, list_of_strings: Iterable[str], verbose: bool = False) -> None:
         """Appends strings; they become visible together, in one atomic step."""
-        self._native_store()
+        self._opened()
         strings = _checked(list_of_strings, verbose)
         _native.StringStore.extend(self.out_dir, strings, wait_seconds(self.wait), self.durable)
         self._reload()
