@@ -96,7 +96,7 @@ class Sizes:
     batches: int = 10  # 256-item batches per round (batch256_* figures; x4 for batch256_get)
     copy_items: int = 500
     cold_items: int = 200
-    open_reps: int = 5  # opens of the big store per round (x10 for the small one)
+    open_reps: int = 50  # opens of the big store per round (x10 for the small one)
     first_opens: int = 5  # fresh processes per round timing their first open of each store
     seed: int = 1234
 

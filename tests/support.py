@@ -1,8 +1,10 @@
-"""Helpers shared by the test modules: the golden cases, the optional reference venv, item comparison."""
+"""Helpers shared by the test modules: the golden cases, the optional reference venv, item comparison, this
+process's mappings."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,21 @@ def assert_item_equal(got: Any, want: Any) -> None:
     assert isinstance(got, np.ndarray), type(got)
     assert got.shape == want.shape, (got.shape, want.shape)
     np.testing.assert_array_equal(got, want)
+
+
+SMAPS = Path("/proc/self/smaps")
+
+
+def mapped_kb(path: Path, *fields: str) -> int:
+    """The sum of ``fields`` (``Rss``, ``Private_Dirty``...), in kB, over this process's mappings of ``path``
+    (Linux's ``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in SMAPS.read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = line.endswith(" " + str(path))
+        elif inside and line.split(":")[0] in fields:
+            total += int(line.split()[1])
+    return total
 
 
 def strict_warnings(worker_id: int) -> None:

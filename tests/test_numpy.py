@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,8 @@ import pytest
 from mmap_ninja import CorruptStoreError, np_append, np_extend, np_extend_dir, np_from_generator, np_from_ndarray
 from mmap_ninja import numpy as np_ninja
 from mmap_ninja.base import _shape_to_file, _str_to_file
+
+from support import SMAPS, mapped_kb
 
 
 def test_round_trip_is_a_memmap_sharing_the_mapping(tmp_path: Path) -> None:
@@ -34,17 +35,10 @@ def test_r_plus_writes_persist(tmp_path: Path) -> None:
 
 
 def _dirty_kb(path: Path) -> int:
-    """Dirty kB of this process's mappings of ``path`` (``/proc/self/smaps``)."""
-    total, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-            inside = line.endswith(" " + str(path))
-        elif inside and line.startswith(("Shared_Dirty:", "Private_Dirty:")):
-            total += int(line.split()[1])
-    return total
+    return mapped_kb(path, "Shared_Dirty", "Private_Dirty")
 
 
-@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
+@pytest.mark.skipif(not SMAPS.exists(), reason="needs Linux's /proc/self/smaps")
 def test_in_place_maths_views_and_flush_behave_as_np_memmap(tmp_path: Path) -> None:
     a = np_from_ndarray(tmp_path / "d", np.arange(6.0).reshape(3, 2))
     store = a

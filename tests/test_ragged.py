@@ -23,7 +23,7 @@ from mmap_ninja import CorruptStoreError, StoreReplacedError, ragged
 from mmap_ninja.parallel import collect_chunks, make_indexable
 from mmap_ninja.ragged import RaggedMmap
 
-from support import assert_item_equal
+from support import SMAPS, assert_item_equal, mapped_kb
 
 ITEMS = [
     np.arange(6, dtype=np.int16).reshape(2, 3),
@@ -78,7 +78,7 @@ def test_out_of_range_raises_index_error(store: RaggedMmap, index: object) -> No
 
 
 def test_item_views_keep_the_mapping_alive_and_are_writable_only_in_r_plus(tmp_path: Path) -> None:
-    """Items are made directly over the mapping (not sliced from ``_flat``): each must hold the mapping, carry the
+    """Items are made directly over the mapping (not sliced from ``memmap``): each must hold the mapping, carry the
     store's writability, start at its own offset and take any number of dimensions."""
     path = tmp_path / "r"
     items = [
@@ -115,11 +115,27 @@ def test_getting_items_leaks_no_reference_to_the_mapping_or_the_dtype(store: Rag
 def test_items_are_read_only_views_of_the_mapping(store: RaggedMmap) -> None:
     item = store[0]
     assert not item.flags.writeable
-    assert np.shares_memory(item, store._flat)
+    assert np.shares_memory(item, store.memmap)
     with pytest.raises(ValueError):
         item[0, 0] = 1
     with pytest.raises(ValueError, match="read-only"):
         store[0] = np.zeros(6, np.int16)
+
+
+@pytest.mark.skipif(not SMAPS.exists(), reason="needs Linux's /proc/self/smaps")
+@pytest.mark.parametrize("nd", [False, True])
+def test_an_open_touches_no_mapped_page(tmp_path: Path, nd: bool) -> None:
+    """Opening maps the files but faults in none of their pages (each fault in a fresh mapping costs a page
+    table, a third of an open's time): the pages are touched when items are read, the snapshot's end when
+    ``memmap`` is first asked for."""
+    path = tmp_path / "m"
+    RaggedMmap.from_lists(path, [np.arange(6).reshape(2, 3) if nd else np.arange(6), np.arange(4)])
+    mapped = [path / "data.ninja", *(path / name / "data.ninja" for name in ("starts", "ends", "shapes"))]
+    m = RaggedMmap(path)
+    assert all(f" {p}" in SMAPS.read_text() for p in mapped[:3])
+    assert sum(mapped_kb(p, "Rss") for p in mapped) == 0
+    assert m.memmap.tolist() == [*range(6), *range(4)]
+    assert m[1].tolist() == [0, 1, 2, 3] and mapped_kb(path / "data.ninja", "Rss") > 0
 
 
 def test_views_survive_close_and_later_extends(tmp_path: Path) -> None:
@@ -361,7 +377,7 @@ def test_object_dtype_file_is_refused_on_open(tmp_path: Path) -> None:
 def test_wrapper_fn_gets_a_private_copy(tmp_path: Path) -> None:
     RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
     store = RaggedMmap(tmp_path / "r", wrapper_fn=lambda a: a)
-    assert store[0].flags.writeable and not np.shares_memory(store[0], store._flat)
+    assert store[0].flags.writeable and not np.shares_memory(store[0], store.memmap)
 
 
 @settings(
@@ -398,7 +414,7 @@ def test_extend_matches_a_list_model(tmp_path_factory: pytest.TempPathFactory, b
 def test_gather_copies_into_one_writable_buffer(store: RaggedMmap) -> None:
     views = store.gather([0, 2, 1, 0])
     assert [v.shape for v in views] == [(2, 3), (), (2,), (2, 3)]
-    assert all(v.flags.writeable and not np.shares_memory(v, store._flat) for v in views)
+    assert all(v.flags.writeable and not np.shares_memory(v, store.memmap) for v in views)
     base = views[0].base
     assert all(v.base is base for v in views)
     assert_item_equal(views[0], ITEMS[0])
@@ -627,7 +643,7 @@ def test_gather_refuses_an_out_overlapping_the_store(tmp_path: Path) -> None:
     RaggedMmap.from_lists(tmp_path / "r", [np.arange(8, dtype=np.uint8), np.arange(8, dtype=np.uint8)])
     writable = RaggedMmap(tmp_path / "r", mode="r+")
     with pytest.raises(ValueError, match="overlap"):
-        writable.gather([1], out=writable._flat)
+        writable.gather([1], out=writable.memmap)
 
 
 def test_opening_another_kind_of_store_is_refused(tmp_path: Path) -> None:

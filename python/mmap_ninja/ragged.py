@@ -284,7 +284,6 @@ class RaggedMmap(Layout):
         self.durable = durable
         self._closed = False
         self._store: _native.RaggedStore | None = None
-        self._flat: np.ndarray | None = None
         self._identity: Identity | None = None
         self._gather_buffers = _GatherBuffers()
 
@@ -312,7 +311,6 @@ class RaggedMmap(Layout):
 
     def _use(self, store: _native.RaggedStore | None) -> None:
         self._store = store
-        self._flat = None if store is None else store.flat
         self._identity = None if store is None else store.identity
         self._columns = {}
 
@@ -350,7 +348,7 @@ class RaggedMmap(Layout):
     @property
     def dtype(self) -> np.dtype[Any] | None:
         """Element dtype, None while empty."""
-        return None if self._flat is None else self._flat.dtype
+        return None if self._store is None else np.dtype(self._store.dtype).newbyteorder("<")
 
     # More of mmap-ninja 0.9.0's reader attributes (see ``Layout``).
     shapes_key, flattened_shapes_key = _KEYS["shapes_key"], _KEYS["flattened_shapes_key"]
@@ -390,8 +388,8 @@ class RaggedMmap(Layout):
     @property
     def memmap(self) -> np.ndarray | None:
         """Every item's elements back to back (zero-copy; writable when opened ``mode='r+'``)."""
-        self._opened()
-        return self._flat
+        store = self._opened()
+        return None if store is None else store.flat
 
     @property
     def n(self) -> int:
@@ -458,25 +456,25 @@ class RaggedMmap(Layout):
         for i in range(len(self)):
             yield self.get_single(i)
 
-    def _replacement(self, idx: Any, value: Any) -> tuple[slice, np.ndarray]:
-        """Where item ``idx`` lies in the flat buffer, and ``value`` checked and converted to replace it."""
+    def _replacement(self, idx: Any, value: Any) -> tuple[np.ndarray, slice, np.ndarray]:
+        """The flat buffer, where item ``idx`` lies in it, and ``value`` checked and converted to replace it."""
         store = self._opened()
         if store is None:
             raise IndexError("RaggedMmap is empty!")
         start, end, _ = store.locate(operator.index(idx))
-        assert self._flat is not None
-        if not self._flat.flags.writeable:
+        flat = store.flat
+        if not flat.flags.writeable:
             raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' to assign items")
-        data = to_store(value, self._flat.dtype, "value").reshape(-1)
+        data = to_store(value, flat.dtype, "value").reshape(-1)
         if data.size != end - start:
             raise ValueError(
                 f"item {idx} has {end - start} elements; a replacement must have the same size, not {data.size}"
             )
-        return slice(start, end), data
+        return flat, slice(start, end), data
 
     def set_single(self, idx: Any, value: Any) -> None:
-        where, data = self._replacement(idx, value)
-        self._flat[where] = data  # type: ignore[index]
+        flat, where, data = self._replacement(idx, value)
+        flat[where] = data
 
     def set_multiple(self, item: Any, value: Sequence[Any]) -> None:
         """Replaces the selected items; every value is checked before any is written."""
@@ -484,8 +482,8 @@ class RaggedMmap(Layout):
         if len(value) != len(indices):
             raise ValueError(f"{len(indices)} items selected but {len(value)} values given")
         replacements = [self._replacement(idx, value[i]) for i, idx in enumerate(indices.tolist())]
-        for where, data in replacements:
-            self._flat[where] = data  # type: ignore[index]
+        for flat, where, data in replacements:
+            flat[where] = data
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if np.isscalar(key):
@@ -603,5 +601,5 @@ class _Shapes(RaggedMmap):
     def extend(self, arrays: Iterable[Any]) -> None:
         raise self._refused("extended")
 
-    def _replacement(self, idx: Any, value: Any) -> tuple[slice, np.ndarray]:
+    def _replacement(self, idx: Any, value: Any) -> tuple[np.ndarray, slice, np.ndarray]:
         raise self._refused("assigned")

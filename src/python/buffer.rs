@@ -123,6 +123,16 @@ impl ItemViews {
         })
     }
 
+    /// The buffer the views are made over.
+    pub fn buffer<'py>(&self, py: Python<'py>) -> &Bound<'py, PyMappedBuffer> {
+        self.buffer.bind(py)
+    }
+
+    /// The views' dtype.
+    pub fn dtype<'py>(&self, py: Python<'py>) -> &Bound<'py, PyArrayDescr> {
+        self.dtype.bind(py)
+    }
+
     /// The C-order array of `shape` over elements `start..end` of the buffer; `CorruptStoreError`, never a
     /// view, when they lie outside it or `shape` does not hold exactly that many elements (the core checks
     /// both when it locates an item; this is the last line).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use pyo3::buffer::{PyBuffer, PyUntypedBuffer};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PySlice, PyTuple};
 
 use super::buffer::{bytes_of_mut, ItemViews, PyMappedBuffer};
@@ -18,8 +19,9 @@ use crate::ragged::{Item, RaggedStore, Shapes};
 #[pyclass(name = "RaggedStore", module = "mmap_ninja._native", frozen)]
 pub struct PyRaggedStore {
     inner: RaggedStore,
-    /// `np.frombuffer(MappedBuffer, little-endian dtype)` over the committed flat buffer.
-    flat: Py<PyAny>,
+    /// `np.frombuffer(MappedBuffer, little-endian dtype)` over the snapshot's elements, made on first use:
+    /// finding where the last item ends touches mapped pages, which an open does not (see `new`).
+    flat: PyOnceLock<Py<PyAny>>,
     /// Views of the items, over the same `MappedBuffer` with the same dtype.
     views: ItemViews,
 }
@@ -109,10 +111,18 @@ impl PyRaggedStore {
         self.inner.is_flat()
     }
 
-    /// The whole committed flat buffer as a numpy array (zero-copy).
+    /// The snapshot's elements of the flat buffer as a numpy array (zero-copy), made on first use. A limited
+    /// store's data file may hold later items, or the tail of a write that never committed. (Should its last
+    /// item be damaged, the whole committed buffer: reading that item reports it.)
     #[getter]
-    fn flat(&self, py: Python<'_>) -> Py<PyAny> {
-        self.flat.clone_ref(py)
+    fn flat(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let flat = self.flat.get_or_try_init(py, || {
+            let elements = self.inner.data_end(self.inner.len()).unwrap_or(self.inner.data_len());
+            let numpy = py.import("numpy")?;
+            let array = numpy.call_method1("frombuffer", (self.views.buffer(py), self.views.dtype(py), elements))?;
+            Ok::<_, PyErr>(array.unbind())
+        })?;
+        Ok(flat.clone_ref(py))
     }
 
     /// Item `index` (negative counts from the end) as a numpy view, or a Python scalar for a 0-d item.
@@ -163,7 +173,7 @@ impl PyRaggedStore {
         }
         let placed = py.detach(|| self.inner.gather(items, bytes))?;
         drop(buffer);
-        let dtype = self.flat.bind(py).getattr("dtype")?;
+        let dtype = self.views.dtype(py);
         let count = needed / self.inner.dtype().itemsize();
         let typed = numpy.call_method1("frombuffer", (out, dtype, count))?;
         placed.into_iter().map(|item| view(&typed, item)).collect()
@@ -177,20 +187,24 @@ impl PyRaggedStore {
 }
 
 impl PyRaggedStore {
-    /// The Python object of an opened store: its flat buffer and item views made once.
+    /// The Python object of an opened store, its item views made once. The open touches no mapped page:
+    /// faulting one in costs a page table in each 2 MiB-aligned mapping, allocated now and freed at the unmap,
+    /// which was a third of an open's time. So the views span the data's committed elements (its metadata),
+    /// not the snapshot's (the last item's end, in the mapped columns): items located in the snapshot lie
+    /// within either.
     fn new(py: Python<'_>, inner: RaggedStore) -> PyResult<Self> {
-        // The snapshot's elements: a limited store's data file may hold later items, or the tail of a write
-        // that never committed. (Should its last item be damaged, the whole file: reading it reports that.)
-        let elements = inner.data_end(inner.len()).unwrap_or(inner.data_len());
-        let bytes = elements as usize * inner.dtype().itemsize();
+        let bytes = inner.data_len() as usize * inner.dtype().itemsize();
         let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;
-        let numpy = py.import("numpy")?;
-        let dtype = numpy
+        let dtype = py
+            .import("numpy")?
             .call_method1("dtype", (inner.dtype().name(),))?
             .call_method1("newbyteorder", ("<",))?;
-        let views = ItemViews::new(buffer.clone_ref(py), &dtype)?;
-        let flat = numpy.call_method1("frombuffer", (buffer, dtype))?.unbind();
-        Ok(PyRaggedStore { inner, flat, views })
+        let views = ItemViews::new(buffer, &dtype)?;
+        Ok(PyRaggedStore {
+            inner,
+            flat: PyOnceLock::new(),
+            views,
+        })
     }
 
     /// Asks for the large ones of `items` not in memory before they are handed out as views, when a probe is
