@@ -92,7 +92,7 @@ def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity | None
 
 
 def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
-    dtype = np.dtype(store.dtype).newbyteorder("<")
+    dtype = store_dtype(store.dtype)
     shape = tuple(store.shape)
     data_file = str((out_dir / "data.ninja").absolute())
     if mode == "c":
@@ -139,7 +139,7 @@ def extend_dir(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durab
     arr = np.asarray(arr)
     if len(shape) == 0 or arr.shape[1:] != shape[1:]:
         raise ValueError(f"Trying to append samples with incorrect shape: {arr.shape[1:]}, expected: {shape[1:]}")
-    data = to_store(arr, np.dtype(store.dtype).newbyteorder("<"), "array")
+    data = to_store(arr, store_dtype(store.dtype), "array")
     # (An F-order store, written by mmap-ninja 0.9.0, is rewritten in C order under the lock by the core.)
     _native.DenseStore.extend(out_dir, data.dtype.name, data, wait_seconds(wait), durable)
 

@@ -101,7 +101,7 @@ def _write(
     _OPEN_WRITERS.add(writer)
     try:
         if dtype is None and writer.dtype is not None:
-            dtype = np.dtype(writer.dtype).newbyteorder("<")
+            dtype = store_dtype(writer.dtype)
         if isinstance(items, _IndexableItems):
             _write_chunks(writer, items.chunks(writer, Path(out_dir), dtype), batch_size, dtype)
         else:
@@ -151,7 +151,7 @@ def _write_chunks(
         for chunk in chunks:
             if isinstance(chunk, Placed):
                 writer.adopt(chunk.dtype, chunk.start, chunk.shapes)
-                pusher.dtype = np.dtype(chunk.dtype).newbyteorder("<") if pusher.dtype is None else pusher.dtype
+                pusher.dtype = store_dtype(chunk.dtype) if pusher.dtype is None else pusher.dtype
                 since_commit += len(chunk.shapes)
                 pusher.written += len(chunk.shapes)
             else:
@@ -348,7 +348,7 @@ class RaggedMmap(Layout):
     @property
     def dtype(self) -> np.dtype[Any] | None:
         """Element dtype, None while empty."""
-        return None if self._store is None else np.dtype(self._store.dtype).newbyteorder("<")
+        return None if self._store is None else store_dtype(self._store.dtype)
 
     # More of mmap-ninja 0.9.0's reader attributes (see ``Layout``).
     shapes_key, flattened_shapes_key = _KEYS["shapes_key"], _KEYS["flattened_shapes_key"]

@@ -20,9 +20,10 @@ use crate::ragged::{Item, RaggedStore, Shapes};
 pub struct PyRaggedStore {
     inner: RaggedStore,
     /// `np.frombuffer(MappedBuffer, little-endian dtype)` over the snapshot's elements, made on first use:
-    /// finding where the last item ends touches mapped pages, which an open does not (see `new`).
+    /// finding where the last item ends reads the mapped columns, which an open does not (see `new`).
     flat: PyOnceLock<Py<PyAny>>,
-    /// Views of the items, over the same `MappedBuffer` with the same dtype.
+    /// Views of the items, over a `MappedBuffer` of the data's committed elements with the same dtype. The
+    /// buffer (an item's `.base`) may hold more than the snapshot: later items, or a failed write's tail.
     views: ItemViews,
 }
 
@@ -117,7 +118,7 @@ impl PyRaggedStore {
     #[getter]
     fn flat(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let flat = self.flat.get_or_try_init(py, || {
-            let elements = self.inner.data_end(self.inner.len()).unwrap_or(self.inner.data_len());
+            let elements = self.inner.snapshot_end();
             let numpy = py.import("numpy")?;
             let array = numpy.call_method1("frombuffer", (self.views.buffer(py), self.views.dtype(py), elements))?;
             Ok::<_, PyErr>(array.unbind())
@@ -187,11 +188,11 @@ impl PyRaggedStore {
 }
 
 impl PyRaggedStore {
-    /// The Python object of an opened store, its item views made once. The open touches no mapped page:
-    /// faulting one in costs a page table in each 2 MiB-aligned mapping, allocated now and freed at the unmap,
-    /// which was a third of an open's time. So the views span the data's committed elements (its metadata),
-    /// not the snapshot's (the last item's end, in the mapped columns): items located in the snapshot lie
-    /// within either.
+    /// The Python object of an opened store, its item views made once. It reads metadata files only, never a
+    /// mapped byte (the first fault in a 2 MiB range of addresses may allocate a page table, freed at the
+    /// unmap: see the README's figures). So the views span the data's committed elements (its metadata), not
+    /// the snapshot's (the last item's end, in the mapped columns): items located in the snapshot lie within
+    /// either.
     fn new(py: Python<'_>, inner: RaggedStore) -> PyResult<Self> {
         let bytes = inner.data_len() as usize * inner.dtype().itemsize();
         let buffer = Py::new(py, PyMappedBuffer::new(inner.region().clone(), bytes))?;

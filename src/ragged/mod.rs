@@ -138,6 +138,13 @@ impl RaggedStore {
         }
     }
 
+    /// Where the committed items end in the flat buffer (`data_end(len())`), or the whole committed buffer
+    /// when the last item is damaged (reading that item reports it).
+    #[cfg(feature = "python")]
+    pub(crate) fn snapshot_end(&self) -> u64 {
+        self.data_end(self.len).unwrap_or(self.data_len)
+    }
+
     /// Keeps only the first `len` items (a snapshot another process took, e.g. before pickling a reader).
     pub fn limit(&mut self, len: usize) {
         self.len = self.len.min(len);
