@@ -58,7 +58,8 @@ pub type Group = (usize, Vec<u64>, Vec<usize>);
 type Rows = (format::Dtype, Vec<u64>);
 
 /// True when `name` can name a shard: 1-255 ASCII letters, digits, `_`, `-` and `.`, not starting with `.`.
-/// So a manifest can never point outside its directory (no `/`, no `..`, no absolute paths).
+/// So a manifest's names never leave its directory (no `/`, no `..`, no absolute paths); a shard that is a
+/// symlink is followed, as a store's own files are.
 pub fn valid_shard_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=255).contains(&bytes.len())
@@ -295,8 +296,9 @@ impl ShardedWriter {
     }
 
     /// Makes `shards` (directories inside `dir`, in order) the store's content in one rename of the manifest.
-    /// Each shard must be a store of `kind` holding at least the items listed; dense shards must share their
-    /// dtype and row shape. Then removes, as far as it can, the shards the old manifest listed and the new one
+    /// Each shard must have a generated name (`shard_name`: so a shard a later commit drops is one the next
+    /// writer may remove, and no shard is taken for a temporary manifest) and be a store of `kind` holding at
+    /// least the items listed; dense shards must share their dtype and row shape. Then removes, as far as it can, the shards the old manifest listed and the new one
     /// does not, and the leftovers found on opening; shards written since are left for `discard`. Returns the
     /// new manifest.
     pub fn commit(&mut self, kind: StoreKind, shards: Vec<Shard>) -> Result<Manifest> {
@@ -304,6 +306,12 @@ impl ShardedWriter {
         let manifest = Manifest::new(kind, shards)?;
         let mut rows: Option<Rows> = None;
         for shard in manifest.shards() {
+            if !is_generated(&shard.name) {
+                return Err(Error::InvalidArgument(format!(
+                    "shard {:?} was not named by shard_name (write shards with write_shard)",
+                    shard.name
+                )));
+            }
             let dir = self.dir().join(&shard.name);
             let (len, layout) = open_shard(&dir, kind)?;
             if len < shard.items {
@@ -403,7 +411,7 @@ fn is_generated(name: &str) -> bool {
 /// Opens the shard in `dir` as a store of `kind`: its committed length and, for dense shards, the dtype and
 /// row shape every shard must share.
 fn open_shard(dir: &Path, kind: StoreKind) -> Result<(u64, Option<Rows>)> {
-    store::require_empty_dir(dir, kind)?;
+    store::require_typed(dir, kind)?;
     Ok(match kind {
         StoreKind::Ragged => (RaggedStore::open(dir, false)?.map_or(0, |s| s.len() as u64), None),
         StoreKind::String => (StringStore::open(dir)?.map_or(0, |s| s.len() as u64), None),
@@ -492,6 +500,15 @@ mod tests {
             writer.commit(StoreKind::Ragged, listed.clone()),
             Err(Error::InvalidArgument(_))
         ));
+        for foreign in ["mine", "shards.ninja.tmp-1"] {
+            let dir = root.join(foreign);
+            StringStore::create(&dir, &options, &["x"], None).unwrap();
+            assert!(matches!(
+                writer.commit(StoreKind::String, vec![shard(foreign, 1)]),
+                Err(Error::InvalidArgument(_))
+            ));
+            std::fs::remove_dir_all(dir).unwrap();
+        }
         let too_many = vec![shard(&a, 4)];
         assert!(matches!(
             writer.commit(StoreKind::String, too_many),

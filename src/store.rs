@@ -31,11 +31,12 @@ pub fn layout(dir: &Path) -> Result<Layout> {
     kind(dir).map(Layout::Single)
 }
 
-/// Refuses to open `dir` as `expected` when its `type.ninja` names another kind (a missing file is fine: an
-/// empty directory, or a store the reference wrote before it had type files).
+/// Refuses to open `dir` as `expected` when its `type.ninja` names another kind, or when it holds a sharded
+/// store (which has no `type.ninja`). A missing file is fine otherwise: an empty directory, or a store the
+/// reference wrote before it had type files.
 pub fn require_kind(dir: &Path, expected: StoreKind) -> Result<()> {
     let Some(text) = files::read_text_if_exists(&dir.join(format::TYPE_FILE), format::MAX_METADATA_BYTES)? else {
-        return Ok(());
+        return refuse_sharded(dir, expected);
     };
     match StoreKind::parse(text.trim()) {
         Some(kind) if kind == expected => Ok(()),
@@ -50,6 +51,27 @@ pub fn require_kind(dir: &Path, expected: StoreKind) -> Result<()> {
             name: text.chars().take(64).collect(),
         }),
     }
+}
+
+/// Refuses `dir` when it holds a sharded store (its manifest): a single store of kind `expected` written there
+/// would be hidden by the manifest, and would stop the next sharded writer.
+pub fn refuse_sharded(dir: &Path, expected: StoreKind) -> Result<()> {
+    if crate::sharded::Manifest::exists(dir)? {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds a sharded store, not a {} store: open it with mmap_ninja.open_existing",
+            dir.display(),
+            expected.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses `dir` unless its `type.ninja` names `expected` (a missing one too: writers always write it).
+pub fn require_typed(dir: &Path, expected: StoreKind) -> Result<()> {
+    if !files::exists(&dir.join(format::TYPE_FILE))? {
+        return Err(Error::corrupt(dir.join(format::TYPE_FILE), "missing"));
+    }
+    require_kind(dir, expected)
 }
 
 /// An existing directory that may hold an empty store of kind `expected` (a missing directory is not found).

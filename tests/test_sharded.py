@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 import mmap_ninja
 from mmap_ninja import CorruptStoreError, ShardedMmap, StoreLockedError, StoreReplacedError
+from mmap_ninja.info import check
 from mmap_ninja.sharded import ShardedWriter, from_partitions, write_shard
 
 from support import assert_item_equal, run_reference
@@ -57,11 +59,21 @@ def test_ragged_shards_read_as_one_dataset_with_global_indices(tmp_path: Path) -
     assert all(x.flags.writeable for x in batch)
     for got, want in zip(batch, [items[i] for i in picks], strict=True):
         assert_item_equal(got, want)
-    for bad in (60, -61):
+    for bad in (60, -61, 2**63, -(2**63) - 1, np.uint64(2**64 - 1)):
         with pytest.raises(IndexError):
             store[bad]
+    for bad_type in (1.0, "a"):
+        with pytest.raises(TypeError):
+            store[bad_type]
     with pytest.raises(IndexError):
         store[[0, 60]]
+    # torch's batches are checked like any other: never wrapped round or truncated into other items.
+    for bad_batch in (np.array([2**64 - 1], np.uint64), [1.7], [True, False], [[1, 2]], [60]):
+        with pytest.raises(IndexError):
+            store.__getitems__(bad_batch)
+    store.close()
+    with pytest.raises(ValueError, match="closed"):
+        store[0]
 
 
 def test_dense_and_string_shards(tmp_path: Path) -> None:
@@ -124,11 +136,48 @@ def test_writer_is_exclusive_and_refuses_directories_holding_other_things(tmp_pa
             writer.commit("ragged", [(shard[0], 4)])
         with pytest.raises(ValueError, match="invalid shard name"):
             writer.commit("ragged", [("../s", 1)])
+        # Only shards write_shard named: a dropped one is then a leftover the next writer may remove, and none
+        # can be taken for a temporary manifest (which closing removes).
+        for name in ("mine", "shards.ninja.tmp-1"):
+            mmap_ninja.RaggedMmap.from_lists(tmp_path / "s" / name, [[1]])
+            with pytest.raises(ValueError, match="not named by shard_name"):
+                writer.commit("ragged", [(name, 1)])
+            shutil.rmtree(tmp_path / "s" / name)
         writer.commit("ragged", [shard])
     mmap_ninja.RaggedMmap.from_lists(tmp_path / "single", [[1, 2]])
     with pytest.raises(ValueError, match="not part of a sharded store"):
         ShardedWriter(tmp_path / "single")
     assert len(mmap_ninja.RaggedMmap(tmp_path / "single")) == 1
+
+
+def test_single_store_readers_and_writers_refuse_a_sharded_store(tmp_path: Path) -> None:
+    """A sharded store's directory has no type.ninja: single-store writers must not write into it (their
+    files would be hidden by the manifest and block the next sharded writer), nor readers read it as empty."""
+    items = ragged_items(4)
+    from_partitions(tmp_path / "s", [items])
+    before = sorted(p.name for p in (tmp_path / "s").iterdir())
+    for refused in (
+        lambda: mmap_ninja.RaggedMmap.from_lists(tmp_path / "s", [[1]]),
+        lambda: mmap_ninja.RaggedMmap(tmp_path / "s"),
+        lambda: mmap_ninja.np_from_ndarray(tmp_path / "s", np.zeros(3)),
+        lambda: mmap_ninja.StringsMmap.from_strings(tmp_path / "s", ["x"]),
+        lambda: mmap_ninja.StringsMmap(tmp_path / "s"),
+    ):
+        with pytest.raises(ValueError, match="holds a sharded store"):
+            refused()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before
+    assert_item_equal(ShardedMmap(tmp_path / "s")[3], items[3])
+    with ShardedWriter(tmp_path / "s") as writer:  # still the sharded writer's
+        writer.commit("ragged", [writer.write_shard(0, items[:1])])
+
+
+def test_a_shard_of_another_kind_than_the_manifest_says_is_corrupt(tmp_path: Path) -> None:
+    from_partitions(tmp_path / "s", [ragged_items(3)])
+    manifest = tmp_path / "s" / "shards.ninja"
+    manifest.write_text(manifest.read_text().replace("kind ragged", "kind numpy"))
+    with pytest.raises(CorruptStoreError, match="holds a ragged store; shards.ninja lists numpy"):
+        ShardedMmap(tmp_path / "s")[0]
+    assert any("holds a ragged store" in fault for fault in check(tmp_path / "s"))
 
 
 def test_leftovers_of_a_killed_writer_are_invisible_and_removed_by_the_next_commit(tmp_path: Path) -> None:

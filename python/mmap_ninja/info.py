@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _native
 from . import numpy as np_ninja
+from .errors import MmapNinjaError
 from .ragged import RaggedMmap
 from .sharded import ShardedMmap
 from .string import StringsMmap
@@ -77,7 +78,7 @@ def _check_shards(store: ShardedMmap, max_faults: int) -> list[str]:
     for k, (name, _) in enumerate(store.shards):
         try:
             store.shard(k)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, MmapNinjaError) as exc:  # (StoreReplacedError: rewritten meanwhile)
             faults.append(str(exc))
             continue
         faults += [f"{name}: {fault}" for fault in check(store.out_dir / name, max_faults)]

@@ -7,6 +7,7 @@ Each shard is an ordinary store that mmap-ninja 0.9.0 opens on its own."""
 
 from __future__ import annotations
 
+import operator
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -167,6 +168,7 @@ class ShardedMmap:
             raise StoreReplacedError(f"{self.out_dir} was rewritten since this reader opened it; open it again")
         self._listed = self._manifest.shards
         self._shards: list[Any] = [None] * len(self._listed)
+        self._closed = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {"wrapper_fn": self.wrapper_fn, "copy_before_wrapper_fn": self.copy_before_wrapper_fn}
@@ -193,6 +195,8 @@ class ShardedMmap:
     def shard(self, k: int) -> Any:
         """Shard ``k`` (opened on first use, limited to the items the manifest lists): a ``RaggedMmap``, a
         ``StringsMmap`` or an ``np.memmap``."""
+        if self._closed:
+            raise ValueError("this ShardedMmap is closed")
         opened = self._shards[k]
         if opened is None:
             opened = self._shards[k] = self._open_shard(k)
@@ -206,6 +210,11 @@ class ShardedMmap:
         try:
             if not path.is_dir():
                 raise CorruptStoreError(f"shard {name!r} listed in shards.ninja is missing", str(path))
+            kind = _native.store_kind(path)
+            if kind != self.kind:
+                raise CorruptStoreError(
+                    f"shard {name!r} holds a {kind} store; shards.ninja lists {self.kind} shards", str(path)
+                )
             opened = self._open_kind(path, items)
             if self.kind == "numpy" and k:
                 self._require_rows_like_first(name, opened)
@@ -250,16 +259,21 @@ class ShardedMmap:
         return self.wrapper_fn(copy(item) if self.copy_before_wrapper_fn else item)
 
     def __getitem__(self, item: Any) -> Any:
-        if isinstance(item, (int, np.integer)):
-            k, local = self._manifest.locate(int(item))
-            return self._wrap(self.shard(k)[local])
+        if np.isscalar(item):
+            return self._get_single(item)
         return self._batch(normalize_indices(item, len(self)), copies=False)
+
+    def _get_single(self, item: Any) -> Any:
+        index = operator.index(item)  # TypeError for a float or a str, as RaggedMmap
+        if not -(2**63) <= index < 2**63:
+            raise IndexError(f"index {index} is out of range for {len(self)} items")
+        k, local = self._manifest.locate(index)
+        return self._wrap(self.shard(k)[local])
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """A batch for torch's DataLoader, located in one native call: writable copies for array shards (each
         shard's part gathered at once), str for string shards."""
-        batch = self._batch(np.ascontiguousarray(indices, dtype=np.int64), copies=True)
-        return list(batch)
+        return list(self._batch(normalize_indices(indices, len(self)), copies=True))
 
     def _batch(self, indices: np.ndarray, copies: bool) -> Any:
         groups = self._manifest.group(indices)
@@ -285,11 +299,12 @@ class ShardedMmap:
                 yield self._wrap(shard[local])
 
     def close(self) -> None:
-        """Closes the shards opened so far (views already handed out stay valid)."""
+        """Closes the shards opened so far (views already handed out stay valid); later reads raise ValueError."""
         for shard in self._shards:
             if shard is not None and hasattr(shard, "close"):
                 shard.close()
         self._shards = [None] * len(self._shards)
+        self._closed = True
 
     def __enter__(self) -> ShardedMmap:
         return self

@@ -68,10 +68,12 @@ impl RaggedWriter {
         Ok(writer)
     }
 
-    /// Locks `dir` and starts a new store there, replacing any store when the first commit lands. Until then
-    /// the old store stays as it is; during that commit, readers opening the store may see it empty.
+    /// Locks `dir` and starts a new store there, replacing any single store when the first commit lands (a
+    /// sharded store is refused). Until then the old store stays as it is; during that commit, readers opening
+    /// the store may see it empty.
     pub fn replace(dir: &Path, options: &WriteOptions) -> Result<RaggedWriter> {
         let lock = WriteLock::acquire(dir, options.wait)?;
+        crate::store::refuse_sharded(dir, StoreKind::Ragged)?;
         let mut writer = Self::new_store(dir, options.durable);
         writer.lock = Some(lock);
         Ok(writer)
