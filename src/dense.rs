@@ -273,7 +273,7 @@ pub(crate) fn write_layout(
 ) -> Result<()> {
     require_payload_len(dtype, shape, parts.iter().map(|p| p.len()).sum())?;
     commit::create_dir(dir)?;
-    commit.replace_now(&dir.join(format::DATA_FILE), parts)?;
+    commit.replace_now(&dir.join(format::DATA_FILE), format::data_parts(parts))?;
     write_meta(dir, dtype, shape, commit)
 }
 

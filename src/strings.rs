@@ -318,7 +318,7 @@ impl StringStore {
             )?;
         }
         let parts: Vec<&[u8]> = encoded.iter().map(AsRef::as_ref).collect();
-        commit.replace_now(&dir.join(format::DATA_FILE), &parts)?;
+        commit.replace_now(&dir.join(format::DATA_FILE), format::data_parts(&parts))?;
         let (starts, ends) = column::offsets(0, encoded.iter().map(|e| e.len() as u64))?;
         Column::create(&dir.join(format::ENDS_DIR), &ends, false, &mut commit)?;
         Column::create(&dir.join(format::STARTS_DIR), &starts, false, &mut commit)?;

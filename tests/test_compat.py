@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmap_ninja import generic, np_extend_dir, np_open_existing
+from mmap_ninja import generic, np_extend_dir, np_from_ndarray, np_open_existing
 from mmap_ninja.ragged import RaggedMmap
 from mmap_ninja.string import StringsMmap
 
@@ -100,6 +100,52 @@ def test_reference_reads_and_extends_stores_written_by_ours(tmp_path: Path, refe
         assert len(got) > len(want)
         for g, w in zip(got, want, strict=False):
             assert_item_equal(g, w)
+
+
+_WRITE_EMPTY = """
+import sys
+from pathlib import Path
+import numpy as np
+from mmap_ninja import numpy as np_ninja
+from mmap_ninja.ragged import RaggedMmap
+out = Path(sys.argv[1])
+np_ninja.from_ndarray(out / "d", np.zeros((0, 4)))
+RaggedMmap.from_lists(out / "r", [np.array([]), np.array([])])
+"""
+
+_READ_EMPTY = """
+import sys
+from pathlib import Path
+from mmap_ninja import numpy as np_ninja
+from mmap_ninja.ragged import RaggedMmap
+from mmap_ninja.string import StringsMmap
+out = Path(sys.argv[1])
+dense, ragged, strings = np_ninja.open_existing(out / "d"), RaggedMmap(out / "r"), StringsMmap(out / "s")
+print(dense.shape, [x.tolist() for x in ragged], list(strings))
+"""
+
+
+def test_stores_without_elements_are_written_as_the_reference_writes_them(
+    tmp_path: Path, reference_python: Path
+) -> None:
+    """0.9.0 maps data files with numpy's memmap, which cannot map an empty file, and writes one zero byte
+    instead: so do we, so that 0.9.0 opens such stores (ours then writes its next items over that byte)."""
+    np_from_ndarray(tmp_path / "ours" / "d", np.zeros((0, 4)))
+    RaggedMmap.from_lists(tmp_path / "ours" / "r", [np.array([]), np.array([])])
+    StringsMmap.from_strings(tmp_path / "ours" / "s", ["", ""])
+    written = run_reference(reference_python, "-c", _WRITE_EMPTY, str(tmp_path / "ref"))
+    assert written.returncode == 0, written.stderr
+    for store in ("d", "r"):
+        assert (tmp_path / "ours" / store / "data.ninja").read_bytes() == b"\0"
+        assert (tmp_path / "ref" / store / "data.ninja").read_bytes() == b"\0"
+    read = run_reference(reference_python, "-c", _READ_EMPTY, str(tmp_path / "ours"))
+    assert (read.returncode, read.stdout.strip()) == (0, "(0, 4) [[], []] ['', '']"), read.stderr
+    np_extend_dir(tmp_path / "ours" / "d", np.ones((1, 4)))
+    RaggedMmap(tmp_path / "ours" / "r").extend([np.array([2.0])])
+    StringsMmap(tmp_path / "ours" / "s").extend(["ab"])
+    assert np_open_existing(tmp_path / "ours" / "d").tolist() == [[1.0] * 4]
+    assert [x.tolist() for x in RaggedMmap(tmp_path / "ours" / "r")] == [[], [], [2.0]]
+    assert list(StringsMmap(tmp_path / "ours" / "s")) == ["", "", "ab"]
 
 
 def test_reference_test_suite_is_vendored_unchanged() -> None:

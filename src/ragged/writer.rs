@@ -361,6 +361,9 @@ impl RaggedWriter {
             shapes.iter().try_for_each(|shape| to_i64(shape).map(drop))?;
             None
         };
+        if self.next == 0 {
+            commit::write_at(&tmp, 0, format::EMPTY_DATA)?;
+        }
         remove_store_files(&self.dir)?;
         let data_path = self.dir.join(format::DATA_FILE);
         fs::rename(&tmp, &data_path).map_err(Error::io(&data_path))?;
