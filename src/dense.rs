@@ -28,7 +28,10 @@ impl DenseStore {
     /// one commit: if a writer replaces `shape.ninja` meanwhile, the open starts again.
     pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
         let marker = dir.join(format::SHAPE_FILE);
-        let missing = || Err(Error::io(&marker)(std::io::ErrorKind::NotFound.into()));
+        let missing = || {
+            crate::store::refuse_sharded(dir, StoreKind::Numpy)?;
+            Err(Error::io(&marker)(std::io::ErrorKind::NotFound.into()))
+        };
         let open = |held: &files::Marker| {
             let shape = held.read(format::MAX_METADATA_BYTES)?;
             Self::open_dir(dir, writable, Some(shape), OrderFile::Read)
@@ -114,7 +117,7 @@ impl DenseStore {
         let data = self.dir.join(format::DATA_FILE);
         let tmp = commit::temp_path(&data);
         files::remove_if_exists(&tmp)?;
-        commit::write_at(&tmp, 0, &[&c_order, payload])?;
+        commit::write_at(&tmp, 0, format::data_parts(&[&c_order, payload]))?;
         files::remove_if_exists(&self.dir.join(format::SHAPE_FILE))?;
         std::fs::rename(&tmp, &data).map_err(Error::io(&data))?;
         commit.record(data);

@@ -36,12 +36,12 @@ pub const GENERATED_SHARD_PREFIX: &str = "shard-";
 /// What a new data file holds when it has no element: one zero byte past the committed end, as mmap-ninja
 /// 0.9.0 writes it (numpy's memmap, which 0.9.0 reads with, cannot map an empty file). Readers ignore bytes
 /// past the committed end and writers write over them.
-pub const EMPTY_DATA: &[&[u8]] = &[&[0]];
+pub const EMPTY_DATA: &[u8] = &[0];
 
 /// The `parts` of a new data file, or `EMPTY_DATA` when they hold no byte.
 pub fn data_parts<'a>(parts: &'a [&'a [u8]]) -> &'a [&'a [u8]] {
     if parts.iter().all(|part| part.is_empty()) {
-        EMPTY_DATA
+        &[EMPTY_DATA]
     } else {
         parts
     }
@@ -242,8 +242,8 @@ mod tests {
 
     #[test]
     fn a_data_file_without_elements_holds_one_zero_byte() {
-        assert_eq!(data_parts(&[]), EMPTY_DATA);
-        assert_eq!(data_parts(&[b"", b""]), EMPTY_DATA);
+        assert_eq!(data_parts(&[]), &[EMPTY_DATA]);
+        assert_eq!(data_parts(&[b"", b""]), &[EMPTY_DATA]);
         assert_eq!(data_parts(&[b"", b"ab"]), &[b"" as &[u8], b"ab"]);
     }
 

@@ -298,9 +298,9 @@ impl ShardedWriter {
     /// Makes `shards` (directories inside `dir`, in order) the store's content in one rename of the manifest.
     /// Each shard must have a generated name (`shard_name`: so a shard a later commit drops is one the next
     /// writer may remove, and no shard is taken for a temporary manifest) and be a store of `kind` holding at
-    /// least the items listed; dense shards must share their dtype and row shape. Then removes, as far as it can, the shards the old manifest listed and the new one
-    /// does not, and the leftovers found on opening; shards written since are left for `discard`. Returns the
-    /// new manifest.
+    /// least the items listed; dense shards must share their dtype and row shape. Then removes, as far as it
+    /// can, the shards the old manifest listed and the new one does not, and the leftovers found on opening;
+    /// shards written since are left for `discard`. Returns the new manifest.
     pub fn commit(&mut self, kind: StoreKind, shards: Vec<Shard>) -> Result<Manifest> {
         self.lock.check_process()?;
         let manifest = Manifest::new(kind, shards)?;

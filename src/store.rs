@@ -66,8 +66,12 @@ pub fn refuse_sharded(dir: &Path, expected: StoreKind) -> Result<()> {
     Ok(())
 }
 
-/// Refuses `dir` unless its `type.ninja` names `expected` (a missing one too: writers always write it).
+/// Refuses `dir` unless its `type.ninja` names `expected` (a missing one too: writers always write it). A
+/// missing directory is not found.
 pub fn require_typed(dir: &Path, expected: StoreKind) -> Result<()> {
+    if !files::exists(dir)? {
+        return Err(Error::io(dir)(std::io::ErrorKind::NotFound.into()));
+    }
     if !files::exists(&dir.join(format::TYPE_FILE))? {
         return Err(Error::corrupt(dir.join(format::TYPE_FILE), "missing"));
     }

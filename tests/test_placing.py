@@ -274,3 +274,22 @@ def test_a_replaced_data_file_is_never_written(tmp_path: Path) -> None:
         assert slots.values[2] == 0 and data.stat().st_size == 0
     finally:
         slots.close()
+
+
+def test_items_placed_at_the_start_before_a_first_commit_without_elements_survive_it(tmp_path: Path) -> None:
+    """A first span of empty items commits while a worker has already placed the next span's items from the data
+    file's first byte: the zero byte a file without elements holds (as mmap-ninja 0.9.0 writes it) is written
+    when the file is made, never over what a worker placed."""
+    from mmap_ninja import _native
+
+    writer = _native.RaggedWriter(tmp_path / "s", replace=True)
+    tmp = writer.data_file()
+    info = os.stat(tmp)
+    writer.adopt("uint8", 0, [(0,)])  # span 0: one empty item
+    placed = [np.array([7, 8, 9], np.uint8)]  # span 1's first task, placed before span 0 commits
+    _native.place("uint8", placed, 0, [tmp, tmp_path / "s" / "data.ninja"], (info.st_dev, info.st_ino))
+    writer.commit()
+    writer.adopt("uint8", 0, [(3,)])
+    writer.commit()
+    writer.close()
+    assert [x.tolist() for x in RaggedMmap(tmp_path / "s")] == [[], [7, 8, 9]]

@@ -160,6 +160,8 @@ def test_single_store_readers_and_writers_refuse_a_sharded_store(tmp_path: Path)
         lambda: mmap_ninja.RaggedMmap.from_lists(tmp_path / "s", [[1]]),
         lambda: mmap_ninja.RaggedMmap(tmp_path / "s"),
         lambda: mmap_ninja.np_from_ndarray(tmp_path / "s", np.zeros(3)),
+        lambda: mmap_ninja.np_open_existing(tmp_path / "s"),
+        lambda: mmap_ninja.np_extend_dir(tmp_path / "s", np.zeros(3)),
         lambda: mmap_ninja.StringsMmap.from_strings(tmp_path / "s", ["x"]),
         lambda: mmap_ninja.StringsMmap(tmp_path / "s"),
     ):

@@ -210,7 +210,10 @@ class ShardedMmap:
         try:
             if not path.is_dir():
                 raise CorruptStoreError(f"shard {name!r} listed in shards.ninja is missing", str(path))
-            kind = _native.store_kind(path)
+            try:
+                kind = _native.store_kind(path)
+            except FileNotFoundError:
+                raise CorruptStoreError(f"shard {name!r} has no type.ninja", str(path)) from None
             if kind != self.kind:
                 raise CorruptStoreError(
                     f"shard {name!r} holds a {kind} store; shards.ninja lists {self.kind} shards", str(path)

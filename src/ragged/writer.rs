@@ -118,14 +118,19 @@ impl RaggedWriter {
         })
     }
 
-    /// The data file, opened on first use: a new store's temporary file (creating the directory) is made here.
+    /// The data file, opened on first use: a new store's temporary file (creating the directory) is made here,
+    /// holding `format::EMPTY_DATA` until items are written over it. (Written now, before `data_file` hands
+    /// the path to workers that place items from its start: written at the first commit, it could land on
+    /// theirs.)
     fn data_writer(&mut self) -> Result<&mut BufWriter<File>> {
         if self.data.is_none() {
+            use std::os::unix::fs::FileExt;
             commit::create_dir(&self.dir)?;
             let tmp = self
                 .dir
                 .join(format!("{}.tmp-{}", format::DATA_FILE, std::process::id()));
             let file = File::create(&tmp).map_err(Error::io(&tmp))?;
+            file.write_all_at(format::EMPTY_DATA, 0).map_err(Error::io(&tmp))?;
             self.data_tmp = Some(tmp);
             self.data = Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
         }
@@ -361,9 +366,6 @@ impl RaggedWriter {
             shapes.iter().try_for_each(|shape| to_i64(shape).map(drop))?;
             None
         };
-        if self.next == 0 {
-            commit::write_at(&tmp, 0, format::EMPTY_DATA)?;
-        }
         remove_store_files(&self.dir)?;
         let data_path = self.dir.join(format::DATA_FILE);
         fs::rename(&tmp, &data_path).map_err(Error::io(&data_path))?;
