@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mmap_ninja::{Dtype, RaggedStore, StringStore, WriteOptions};
+use mmap_ninja::{Dtype, Mode, RaggedStore, StringStore, WriteOptions};
 
 const ITEMS: usize = 100_000;
 
@@ -13,7 +13,7 @@ fn ragged_store(dir: &std::path::Path) -> RaggedStore {
     let items: Vec<Vec<u8>> = shapes.iter().map(|s| vec![7u8; s[0] as usize * 8]).collect();
     let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     RaggedStore::create(dir, &WriteOptions::default(), Dtype::Int64, &slices, &shapes).unwrap();
-    RaggedStore::open(dir, false).unwrap().unwrap()
+    RaggedStore::open(dir, Mode::ReadOnly).unwrap().unwrap()
 }
 
 fn indices(n: usize) -> Vec<i64> {

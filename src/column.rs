@@ -7,6 +7,7 @@ use crate::commit::Commit;
 use crate::dense::{DenseStore, OrderFile};
 use crate::error::{Error, Result};
 use crate::format::{self, Dtype};
+use crate::mmap::Mode;
 
 /// An opened int64 column.
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ impl Column {
 
     /// Opens the column in `dir` whose `shape.ninja` bytes the caller has read already (`None`: not yet).
     pub fn open_with_shape(dir: &Path, shape: Option<Vec<u8>>) -> Result<Column> {
-        let store = DenseStore::open_dir(dir, false, shape, OrderFile::Ignore)?;
+        let store = DenseStore::open_dir(dir, Mode::ReadOnly, shape, OrderFile::Ignore)?;
         let shape = store.shape();
         let len = match (store.dtype(), shape) {
             (Dtype::Int64, [n]) | (Dtype::Int64, [n, 1]) => *n,

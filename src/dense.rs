@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, Order, StoreKind};
 use crate::lock::WriteLock;
-use crate::mmap::Region;
+use crate::mmap::{Mode, Region};
 
 /// An opened dense directory: validated metadata plus a mapping of its data file.
 #[derive(Debug, Clone)]
@@ -24,9 +24,9 @@ pub struct DenseStore {
 }
 
 impl DenseStore {
-    /// Opens and validates `dir`; `writable` maps the data read-write (mode `r+`). Reads are consistent with
-    /// one commit: if a writer replaces `shape.ninja` meanwhile, the open starts again.
-    pub fn open(dir: &Path, writable: bool) -> Result<DenseStore> {
+    /// Opens and validates `dir`, mapping the data in `mode`. Reads are consistent with one commit: if a
+    /// writer replaces `shape.ninja` meanwhile, the open starts again.
+    pub fn open(dir: &Path, mode: Mode) -> Result<DenseStore> {
         let marker = dir.join(format::SHAPE_FILE);
         let missing = || {
             crate::store::refuse_sharded(dir, StoreKind::Numpy)?;
@@ -34,19 +34,19 @@ impl DenseStore {
         };
         let open = |held: &files::Marker| {
             let shape = held.read(format::MAX_METADATA_BYTES)?;
-            Self::open_dir(dir, writable, Some(shape), OrderFile::Read)
+            Self::open_dir(dir, mode, Some(shape), OrderFile::Read)
         };
         files::open_consistent(&marker, open, missing)
     }
 
     /// Opens `dir` without the consistency check (for directories inside a store that checks its own).
     /// `shape` holds the bytes of its `shape.ninja` when the caller has read them already.
-    pub(crate) fn open_dir(dir: &Path, writable: bool, shape: Option<Vec<u8>>, order: OrderFile) -> Result<DenseStore> {
+    pub(crate) fn open_dir(dir: &Path, mode: Mode, shape: Option<Vec<u8>>, order: OrderFile) -> Result<DenseStore> {
         let (dtype, shape, order) = read_layout(dir, shape, order)?;
         let data_path = dir.join(format::DATA_FILE);
         let byte_len = format::byte_len(&shape, dtype)
             .ok_or_else(|| Error::corrupt(dir.join(format::SHAPE_FILE), format!("shape {shape:?} overflows")))?;
-        let data = Region::open(&data_path, writable)?;
+        let data = Region::open(&data_path, mode)?;
         if data.len() < byte_len {
             return Err(Error::corrupt(
                 &data_path,
@@ -83,7 +83,7 @@ impl DenseStore {
     /// order with the rows added, under the same lock (see `rewrite_in_c_order`).
     pub fn extend(dir: &Path, options: &WriteOptions, dtype: Dtype, shape: &[u64], payload: &[u8]) -> Result<()> {
         let _lock = WriteLock::acquire(dir, options.wait)?;
-        let store = DenseStore::open(dir, false)?;
+        let store = DenseStore::open(dir, Mode::ReadOnly)?;
         let rows = store.check_rows(dtype, shape)?;
         let mut commit = Commit::new(options.durable);
         if store.order == Order::F && store.shape.len() > 1 {
@@ -321,7 +321,7 @@ mod tests {
         )
         .unwrap();
         DenseStore::extend(&d, &WriteOptions::default(), Dtype::Float32, &[1, 2], &le(&[5.0, 6.0])).unwrap();
-        let s = DenseStore::open(&d, false).unwrap();
+        let s = DenseStore::open(&d, Mode::ReadOnly).unwrap();
         assert_eq!(s.shape(), [3, 2]);
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
         assert_eq!(std::fs::read_to_string(d.join("type.ninja")).unwrap(), "numpy");
@@ -334,7 +334,7 @@ mod tests {
         DenseStore::create(d, &WriteOptions::default(), Dtype::Float32, &[2], &le(&[1.0, 2.0])).unwrap();
         let err = DenseStore::create(d, &WriteOptions::default(), Dtype::Float32, &[3], &le(&[1.0])).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-        assert_eq!(DenseStore::open(d, false).unwrap().bytes(), le(&[1.0, 2.0]));
+        assert_eq!(DenseStore::open(d, Mode::ReadOnly).unwrap().bytes(), le(&[1.0, 2.0]));
     }
 
     #[test]
@@ -359,7 +359,7 @@ mod tests {
             &le(&[7.0, 8.0, 9.0]),
         )
         .unwrap();
-        let s = DenseStore::open(d, false).unwrap();
+        let s = DenseStore::open(d, Mode::ReadOnly).unwrap();
         assert_eq!((s.shape(), s.order()), (&[3, 3][..], Order::C));
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]));
         assert_eq!(f_to_c(&[1, 4, 2, 5, 3, 6], &[1, 2, 3], 1), [1, 2, 3, 4, 5, 6]);
@@ -391,7 +391,7 @@ mod tests {
         assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, &[1, 2], &[0; 4]).is_err());
         // Same bytes, other row shape: refused under the lock.
         assert!(DenseStore::extend(d, &WriteOptions::default(), Dtype::Float32, &[2, 1], &le(&[1.0, 2.0])).is_err());
-        assert_eq!(DenseStore::open(d, false).unwrap().shape(), [1, 2]);
+        assert_eq!(DenseStore::open(d, Mode::ReadOnly).unwrap().shape(), [1, 2]);
     }
 
     #[test]
@@ -408,7 +408,7 @@ mod tests {
             DenseStore::create(&d, &WriteOptions::default(), Dtype::Int64, &shape, &[0; 32]).unwrap();
             std::fs::remove_file(d.join(format::ORDER_FILE)).unwrap();
             std::fs::create_dir(d.join(format::ORDER_FILE)).unwrap();
-            assert_eq!(DenseStore::open(&d, false).is_err(), read, "{shape:?}");
+            assert_eq!(DenseStore::open(&d, Mode::ReadOnly).is_err(), read, "{shape:?}");
             if shape.len() == 1 || shape[1] == 1 {
                 assert_eq!(crate::column::Column::open(&d).unwrap().len(), 4, "{shape:?}");
             }
@@ -424,7 +424,7 @@ mod tests {
         DenseStore::create(d, &options, Dtype::Float32, &[1, 3], &le(&[1.0, 2.0, 3.0])).unwrap();
         std::fs::write(d.join("order.ninja"), "F").unwrap();
         DenseStore::extend(d, &options, Dtype::Float32, &[1, 3], &le(&[4.0, 5.0, 6.0])).unwrap();
-        let s = DenseStore::open(d, false).unwrap();
+        let s = DenseStore::open(d, Mode::ReadOnly).unwrap();
         assert_eq!((s.shape(), s.order()), (&[2, 3][..], Order::C));
         assert_eq!(s.bytes(), le(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     }
@@ -435,8 +435,14 @@ mod tests {
         let d = dir.path();
         DenseStore::create(d, &WriteOptions::default(), Dtype::Int64, &[2], &[0; 16]).unwrap();
         std::fs::write(d.join("shape.ninja"), format::encode_shape(&[3])).unwrap();
-        assert!(matches!(DenseStore::open(d, false), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            DenseStore::open(d, Mode::ReadOnly),
+            Err(Error::Corrupt { .. })
+        ));
         std::fs::write(d.join("dtype.ninja"), "object").unwrap();
-        assert!(matches!(DenseStore::open(d, false), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            DenseStore::open(d, Mode::ReadOnly),
+            Err(Error::Corrupt { .. })
+        ));
     }
 }

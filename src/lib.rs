@@ -29,7 +29,7 @@ pub use dense::DenseStore;
 pub use error::{Error, Result};
 pub use format::{Dtype, Order, StoreKind};
 pub use lock::{Wait, WriteLock};
-pub use mmap::Region;
+pub use mmap::{Mode, Region};
 pub use ragged::{Item, RaggedStore};
 pub use sharded::{Manifest, Shard, ShardedWriter};
 pub use strings::{StringStore, ZstdOptions};

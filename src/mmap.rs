@@ -1,5 +1,6 @@
-//! A read-only (or, for mode `r+`, writable) shared mapping of one whole file. This is the crate's only
-//! place that turns mapped memory into a Rust slice; `crate::readahead` asks the kernel about its pages.
+//! A mapping of one whole file: shared read-only (mode `r`), shared writable (`r+`) or private copy-on-write
+//! (`c`). This is the crate's only place that maps files and turns mapped memory into a Rust slice;
+//! `crate::readahead` asks the kernel about its pages.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,36 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::error::{Error, Result};
 use crate::readahead::Readahead;
 
+/// How a file is mapped: numpy's memmap modes `r`, `r+` and `c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Shared and read-only (`r`): views are read-only.
+    ReadOnly,
+    /// Shared and writable (`r+`): writes through views reach the file (the page cache at once).
+    ReadWrite,
+    /// Private and writable (`c`): writes through views go to private copies of the pages they touch and
+    /// never reach the file; pages not written show the file.
+    CopyOnWrite,
+}
+
+impl Mode {
+    /// The mode numpy names `mode` (`r`, `r+` or `c`), `None` for any other name.
+    pub fn from_name(mode: &str) -> Option<Mode> {
+        match mode {
+            "r" => Some(Mode::ReadOnly),
+            "r+" => Some(Mode::ReadWrite),
+            "c" => Some(Mode::CopyOnWrite),
+            _ => None,
+        }
+    }
+}
+
 /// One file mapped as it was when opened. Cheap to share behind an `Arc`; unmapped on drop.
 #[derive(Debug)]
 pub struct Region {
     /// `None` for an empty file (nothing to map).
     map: Option<MmapRaw>,
-    writable: bool,
+    mode: Mode,
     path: PathBuf,
     /// Device and inode of the mapped file: a replaced store has a new data file, an extended one the same.
     identity: (u64, u64),
@@ -23,9 +48,9 @@ pub struct Region {
 }
 
 impl Region {
-    /// Maps the whole of `path` (shared). `writable` maps it read-write; the file must then be writable.
-    pub fn open(path: &Path, writable: bool) -> Result<Region> {
-        let (file, meta) = crate::files::open_regular(path, writable)?;
+    /// Maps the whole of `path` in `mode`; for `Mode::ReadWrite` the file must be writable.
+    pub fn open(path: &Path, mode: Mode) -> Result<Region> {
+        let (file, meta) = crate::files::open_regular(path, mode == Mode::ReadWrite)?;
         let (len, identity) = {
             use std::os::unix::fs::MetadataExt;
             (meta.len(), (meta.dev(), meta.ino()))
@@ -36,16 +61,21 @@ impl Region {
         } else {
             let mut options = MmapOptions::new();
             options.len(len);
-            let map = if writable {
-                options.map_raw(&file)
-            } else {
-                options.map_raw_read_only(&file)
+            let map = match mode {
+                Mode::ReadOnly => options.map_raw_read_only(&file),
+                Mode::ReadWrite => options.map_raw(&file),
+                // SAFETY: memmap2 marks `map_copy` unsafe because the `MmapMut` it returns derefs to a slice
+                // that changes if the file does. That slice is never used: the mapping is turned into an
+                // `MmapRaw` at once, and `bytes` below (the crate's one slice of mapped memory) states the
+                // invariant for every mode. What is particular to this mode: the mapping is private, so
+                // writes through it never reach the file, and a read-only descriptor suffices.
+                Mode::CopyOnWrite => unsafe { options.map_copy(&file) }.map(MmapRaw::from),
             };
             Some(map.map_err(Error::io(path))?)
         };
         Ok(Region {
             map,
-            writable,
+            mode,
             path: path.to_path_buf(),
             identity,
             readahead: Readahead::default(),
@@ -64,7 +94,7 @@ impl Region {
             // another program truncating the file: mmap-ninja 0.9.0 does (it rewrites `data.ninja` in place
             // with mode "wb" when it recreates a store), so a reader of ours mapping a store that 0.9.0
             // recreates at the same moment can get SIGBUS; the README says so. Contents may change under
-            // us (another process, or a writable view in mode r+); they are plain bytes with no validity
+            // us (another process, or a writable view in mode r+ or c); they are plain bytes with no validity
             // invariant, and every offset read from them is bounds-checked before use.
             Some(map) => unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) },
         }
@@ -94,16 +124,16 @@ impl Region {
     /// Base pointer for writable buffer export, `None` when the region is read-only or empty.
     pub fn writable_ptr(&self) -> Option<*mut u8> {
         match &self.map {
-            Some(map) if self.writable => Some(map.as_mut_ptr()),
+            Some(map) if self.mode != Mode::ReadOnly => Some(map.as_mut_ptr()),
             _ => None,
         }
     }
 
-    /// Writes what was written through a writable mapping to disk and waits for it (`msync`); a read-only or
-    /// empty mapping has nothing to write.
+    /// Writes what was written through a shared writable mapping to disk and waits for it (`msync`); a
+    /// read-only, copy-on-write or empty mapping has nothing to write.
     pub fn flush(&self) -> Result<()> {
         match &self.map {
-            Some(map) if self.writable => map.flush().map_err(Error::io(&self.path)),
+            Some(map) if self.mode == Mode::ReadWrite => map.flush().map_err(Error::io(&self.path)),
             _ => Ok(()),
         }
     }
@@ -118,9 +148,9 @@ impl Region {
         self.len() == 0
     }
 
-    /// True when mapped read-write.
-    pub fn is_writable(&self) -> bool {
-        self.writable
+    /// How the file is mapped.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Device and inode of the mapped file when it was opened.
@@ -143,17 +173,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello").unwrap();
-        let r = Region::open(&p, false).unwrap();
+        let r = Region::open(&p, Mode::ReadOnly).unwrap();
         assert_eq!(r.bytes(), b"hello");
         assert!(r.writable_ptr().is_none());
         std::fs::write(dir.path().join("e"), b"").unwrap();
-        let e = Region::open(&dir.path().join("e"), true).unwrap();
+        let e = Region::open(&dir.path().join("e"), Mode::ReadWrite).unwrap();
         assert!(e.is_empty() && e.bytes().is_empty());
-        let w = Region::open(&p, true).unwrap();
+        let w = Region::open(&p, Mode::ReadWrite).unwrap();
         w.flush().unwrap();
+        let c = Region::open(&p, Mode::CopyOnWrite).unwrap();
+        assert!(c.writable_ptr().is_some() && w.writable_ptr().is_some());
+        assert_eq!(c.bytes(), b"hello");
+        c.flush().unwrap();
         r.flush().unwrap();
         e.flush().unwrap();
-        let missing = Region::open(&dir.path().join("nope"), false).unwrap_err();
+        let missing = Region::open(&dir.path().join("nope"), Mode::ReadOnly).unwrap_err();
         assert!(matches!(missing, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound));
     }
 }

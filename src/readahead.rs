@@ -332,6 +332,8 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
+    use crate::mmap::Mode;
+
     use super::*;
 
     /// Bytes of `path` in the page cache, by util-linux's `fincore`; `None` without it.
@@ -391,7 +393,7 @@ mod tests {
     #[test]
     fn prefetch_reads_cold_ranges_into_the_page_cache_and_nothing_else() {
         let Some((_dir, path)) = file(true) else { return };
-        let region = Region::open(&path, false).unwrap();
+        let region = Region::open(&path, Mode::ReadOnly).unwrap();
         // Two ranges of 128 KiB (within any device's readahead limit, which caps what one WILLNEED reads),
         // far apart; the rest of the file must stay out. (Polled with fincore: a probe of a cold page would
         // start reading it.)
@@ -435,7 +437,7 @@ mod tests {
     #[test]
     fn views_are_probed_until_a_long_run_is_in_memory_then_once_in_a_while() {
         let Some((_dir, path)) = file(false) else { return };
-        let region = Region::open(&path, false).unwrap();
+        let region = Region::open(&path, Mode::ReadOnly).unwrap();
         for _ in 0..WARM_VIEWS {
             assert!(region.views_due_probe(1));
             view(&region, 0..4096);
@@ -468,14 +470,14 @@ mod tests {
         };
 
         // A view read by the time it is judged: the next cold view is asked for.
-        let region = Region::open(&path, false).unwrap();
+        let region = Region::open(&path, Mode::ReadOnly).unwrap();
         asked(&region, 0);
         assert_eq!(touch(&region, 0), 7);
         region.views_due_probe(JUDGE_AFTER);
         asked(&region, MIB);
 
         // Views not yet judged (a batch touched once whole) are asked for, read or not.
-        let region = Region::open(&path, false).unwrap();
+        let region = Region::open(&path, Mode::ReadOnly).unwrap();
         asked(&region, 2 * MIB);
         asked(&region, 3 * MIB);
 

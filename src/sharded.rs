@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, StoreKind};
 use crate::lock::WriteLock;
+use crate::mmap::Mode;
 use crate::ragged::RaggedStore;
 use crate::store;
 use crate::strings::StringStore;
@@ -413,10 +414,13 @@ fn is_generated(name: &str) -> bool {
 fn open_shard(dir: &Path, kind: StoreKind) -> Result<(u64, Option<Rows>)> {
     store::require_typed(dir, kind)?;
     Ok(match kind {
-        StoreKind::Ragged => (RaggedStore::open(dir, false)?.map_or(0, |s| s.len() as u64), None),
+        StoreKind::Ragged => (
+            RaggedStore::open(dir, Mode::ReadOnly)?.map_or(0, |s| s.len() as u64),
+            None,
+        ),
         StoreKind::String => (StringStore::open(dir)?.map_or(0, |s| s.len() as u64), None),
         StoreKind::Numpy => {
-            let dense = DenseStore::open(dir, false)?;
+            let dense = DenseStore::open(dir, Mode::ReadOnly)?;
             let shape = dense.shape();
             let rows = shape.first().copied().ok_or_else(|| {
                 Error::InvalidArgument(format!("{} is a 0-d array, which has no rows to shard", dir.display()))

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, StoreKind};
 use crate::lock::WriteLock;
-use crate::mmap::Region;
+use crate::mmap::{Mode, Region};
 
 /// Compression options for a new store.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +133,7 @@ impl StringStore {
                 format!("{} ends for {len} strings", ends.len()),
             ));
         }
-        let data = Arc::new(Region::open(&dir.join(format::DATA_FILE), false)?);
+        let data = Arc::new(Region::open(&dir.join(format::DATA_FILE), Mode::ReadOnly)?);
         Ok(Some(StringStore {
             dir: dir.to_path_buf(),
             data,

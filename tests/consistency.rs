@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mmap_ninja::{DenseStore, Dtype, Error, WriteOptions};
+use mmap_ninja::{DenseStore, Dtype, Error, Mode, WriteOptions};
 
 fn generation(k: i64) -> (Vec<u64>, Vec<u8>) {
     let rows = (k % 7 + 1) as usize;
@@ -37,7 +37,7 @@ fn dense_readers_never_mix_generations_of_a_replaced_store() {
     let start = Instant::now();
     // A second of opens, and on until 100 have succeeded (a loaded machine may starve this thread) or 60 s.
     while start.elapsed() < Duration::from_secs(1) || (opened <= 100 && start.elapsed() < Duration::from_secs(60)) {
-        match DenseStore::open(&path, false) {
+        match DenseStore::open(&path, Mode::ReadOnly) {
             Ok(store) => {
                 opened += 1;
                 let k = i64::from_le_bytes(store.bytes()[..8].try_into().unwrap());

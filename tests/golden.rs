@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mmap_ninja::{DenseStore, Dtype, RaggedStore, StringStore, WriteOptions};
+use mmap_ninja::{DenseStore, Dtype, Mode, RaggedStore, StringStore, WriteOptions};
 
 fn golden(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,7 +44,7 @@ fn assert_same_tree(expected: &Path, actual: &Path) {
 
 #[test]
 fn reads_reference_dense_store() {
-    let store = DenseStore::open(&golden("numpy_1d"), false).unwrap();
+    let store = DenseStore::open(&golden("numpy_1d"), Mode::ReadOnly).unwrap();
     assert_eq!(store.dtype(), Dtype::Int64);
     assert_eq!(store.shape(), [10]);
     assert_eq!(store.bytes(), i64_bytes(&(0..10).collect::<Vec<_>>()));
@@ -52,7 +52,9 @@ fn reads_reference_dense_store() {
 
 #[test]
 fn reads_reference_ragged_stores() {
-    let flat = RaggedStore::open(&golden("ragged_flat"), false).unwrap().unwrap();
+    let flat = RaggedStore::open(&golden("ragged_flat"), Mode::ReadOnly)
+        .unwrap()
+        .unwrap();
     assert!(flat.is_flat());
     let spans: Vec<_> = (0..5)
         .map(|i| flat.locate(i).unwrap())
@@ -68,10 +70,14 @@ fn reads_reference_ragged_stores() {
             (12, 14, vec![2])
         ]
     );
-    let mixed = RaggedStore::open(&golden("ragged_mixed_ndim"), false).unwrap().unwrap();
+    let mixed = RaggedStore::open(&golden("ragged_mixed_ndim"), Mode::ReadOnly)
+        .unwrap()
+        .unwrap();
     let shapes: Vec<_> = (0..4).map(|i| mixed.locate(i).unwrap().shape).collect();
     assert_eq!(shapes, [vec![2, 3], vec![4], vec![1, 2], vec![3, 1]]);
-    let scalars = RaggedStore::open(&golden("ragged_scalars"), false).unwrap().unwrap();
+    let scalars = RaggedStore::open(&golden("ragged_scalars"), Mode::ReadOnly)
+        .unwrap()
+        .unwrap();
     assert_eq!(scalars.locate(4).unwrap().shape, Vec::<u64>::new());
 }
 

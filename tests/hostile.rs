@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mmap_ninja::{format, sharded, Dtype, Manifest, RaggedStore, StringStore, WriteOptions};
+use mmap_ninja::{format, sharded, Dtype, Manifest, Mode, RaggedStore, StringStore, WriteOptions};
 use proptest::prelude::*;
 
 proptest! {
@@ -150,7 +150,7 @@ fn read_everything(d: &Path, kind: usize) {
         }
         return;
     }
-    let Ok(Some(store)) = RaggedStore::open(d, false) else {
+    let Ok(Some(store)) = RaggedStore::open(d, Mode::ReadOnly) else {
         return;
     };
     let _ = store.verify(usize::MAX);

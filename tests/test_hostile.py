@@ -321,7 +321,11 @@ def read_any(store: Any, progress: Callable[[str], None]) -> None:
 
 
 OPENERS: dict[str, list[tuple[str, Callable[[Path], Any]]]] = {
-    "ragged": [("RaggedMmap(p)", RaggedMmap), ("open_existing(p)", mmap_ninja.open_existing)],
+    "ragged": [
+        ("RaggedMmap(p)", RaggedMmap),
+        ("RaggedMmap(p, mode='c')", lambda p: RaggedMmap(p, mode="c")),
+        ("open_existing(p)", mmap_ninja.open_existing),
+    ],
     "string": [
         ("StringsMmap(p, mode='rb')", lambda p: StringsMmap(p, mode="rb")),
         ("open_existing(p, mode='rb')", lambda p: mmap_ninja.open_existing(p, mode="rb")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -125,11 +126,23 @@ def test_missing_store_and_bad_mode(tmp_path: Path) -> None:
         np_ninja.open_existing(tmp_path / "d", mode="w+")
 
 
-def test_copy_on_write_mode_does_not_touch_the_file(tmp_path: Path) -> None:
-    np_from_ndarray(tmp_path / "d", np.arange(3))
-    cow = np_ninja.open_existing(tmp_path / "d", mode="c")
+@pytest.mark.parametrize("mode", ["c", "copyonwrite"])
+def test_copy_on_write_mode_does_not_touch_the_file(tmp_path: Path, mode: str) -> None:
+    """Mode "c" maps the store privately: writable, flushable, never written back; it pickles as its path (a
+    few hundred bytes, like the other modes), so a pickled copy sees the file, not this process's writes."""
+    np_from_ndarray(tmp_path / "d", np.arange(30_000))
+    before = (tmp_path / "d" / "data.ninja").read_bytes()
+    cow = np_ninja.open_existing(tmp_path / "d", mode=mode)
+    assert cow.mode == "c" and cow.flags.writeable
     cow[0] = 42
+    cow[1:3] += 1
+    cow.flush()
+    assert cow[:4].tolist() == [42, 2, 3, 3]
     assert np_ninja.open_existing(tmp_path / "d")[0] == 0
+    assert (tmp_path / "d" / "data.ninja").read_bytes() == before
+    pickled = pickle.dumps(cow)
+    copy = pickle.loads(pickled)
+    assert len(pickled) < 1000 and copy.mode == "c" and copy[:2].tolist() == [0, 1]
 
 
 @pytest.mark.parametrize(

@@ -124,9 +124,10 @@ def test_items_are_read_only_views_of_the_mapping(store: RaggedMmap) -> None:
 
 @pytest.mark.skipif(not SMAPS.exists(), reason="needs Linux's /proc/self/smaps")
 @pytest.mark.parametrize("nd", [False, True])
-@pytest.mark.parametrize("how", ["read", "r+", "unpickled", "shapes"])
+@pytest.mark.parametrize("how", ["read", "r+", "c", "unpickled", "shapes"])
 def test_an_open_touches_no_mapped_page(tmp_path: Path, nd: bool, how: str) -> None:
-    """An open (read-only, writable, limited to a pickled snapshot, or of the nested shapes) reads metadata files
+    """An open (read-only, writable, copy-on-write, limited to a pickled snapshot, or of the nested shapes) reads
+    metadata files
     only: it maps the data files but faults in none of their pages (the first fault in a 2 MiB range of
     addresses may cost a page table). Reading an item touches its pages; ``memmap`` finds the snapshot's end."""
     path = tmp_path / "m"
@@ -137,7 +138,7 @@ def test_an_open_touches_no_mapped_page(tmp_path: Path, nd: bool, how: str) -> N
         return sum(mapped_kb(p, "Rss") for p in mapped)
 
     pickled = pickle.dumps(RaggedMmap(path)) if how == "unpickled" else b""
-    m = pickle.loads(pickled) if pickled else RaggedMmap(path, mode="r+" if how == "r+" else "r")
+    m = pickle.loads(pickled) if pickled else RaggedMmap(path, mode=how if how in ("r+", "c") else "r")
     if how == "shapes":
         shapes = m.shapes
         assert (len(shapes), isinstance(shapes, RaggedMmap)) == (2, nd)
@@ -174,6 +175,39 @@ def test_mode_r_plus_writes_through_to_the_file(tmp_path: Path) -> None:
     assert RaggedMmap(tmp_path / "r")[0].tolist() == [7, 7, 7] and store[1].tolist() == [8] * 4
     store.close()
     assert repr(store).endswith(" (closed)")
+
+
+@pytest.mark.parametrize("mode", ["c", "copyonwrite"])
+def test_mode_c_gives_writable_items_whose_writes_stay_private(tmp_path: Path, mode: str) -> None:
+    """0.9.0's copy-on-write mode: items, ``memmap`` and item assignment are writable, and what is written stays
+    in this reader (private pages): the file, other readers and a pickled copy see the stored items."""
+    path = tmp_path / "r"
+    RaggedMmap.from_lists(path, [np.arange(3), np.arange(6).reshape(2, 3)])
+    files = {p: p.read_bytes() for p in sorted(path.rglob("*.ninja"))}
+    cow = RaggedMmap(path, mode=mode)
+    item = cow[1]
+    assert item.flags.writeable and cow.memmap.flags.writeable
+    item[0] = -1
+    cow[0] = [7, 8, 9]
+    cow[[0, 1]] = [[1, 1, 1], np.full((2, 3), 2)]
+    cow[0][1] = 5
+    assert cow[0].tolist() == [1, 5, 1] and cow[1].tolist() == [[2, 2, 2], [2, 2, 2]]
+    assert cow.memmap[:3].tolist() == [1, 5, 1] and cow.gather([0])[0].tolist() == [1, 5, 1]
+    assert not cow.starts.flags.writeable  # the columns stay read-only, as in every mode
+    assert {p: p.read_bytes() for p in files} == files
+    other = RaggedMmap(path)
+    assert other[0].tolist() == [0, 1, 2] and other[1].tolist() == [[0, 1, 2], [3, 4, 5]]
+    copy = pickle.loads(pickle.dumps(cow))
+    assert copy.mode == mode and copy[0].tolist() == [0, 1, 2] and copy[0].flags.writeable
+    # A write through another reader does not show in the pages this reader wrote; a refresh maps the file anew.
+    RaggedMmap(path, mode="r+")[1] = np.full((2, 3), 3)
+    assert cow[1].tolist() == [[2, 2, 2], [2, 2, 2]]
+    cow.refresh()
+    assert cow[0].tolist() == [0, 1, 2] and cow[1].tolist() == [[3, 3, 3], [3, 3, 3]]
+    with pytest.raises(ValueError, match="'c'"):
+        RaggedMmap(path)[0] = [1, 2, 3]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        RaggedMmap(path, mode="w+")
 
 
 def test_empty_store_from_lists_and_from_generator(tmp_path: Path) -> None:

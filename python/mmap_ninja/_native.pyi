@@ -26,6 +26,8 @@ __all__ = [
 
 # PathBuf arguments go through os.fspath and must come out as str.
 _Path: TypeAlias = str | os.PathLike[str]
+# How a store's data is mapped: numpy's memmap modes (read-only, writable, private copy-on-write).
+_Mode: TypeAlias = Literal["r", "r+", "c"]
 # Arguments read through the buffer protocol. numpy < 2.5's stubs give ndarray `__buffer__` only on Python >= 3.12,
 # so it is named too.
 _Buffer: TypeAlias = Buffer | np.ndarray[Any, Any]
@@ -46,7 +48,7 @@ class MappedBuffer:
 class DenseStore:
     """An opened dense directory (the reference's ``numpy`` store)."""
 
-    def __new__(cls, path: _Path, writable: bool = False) -> Self: ...
+    def __new__(cls, path: _Path, mode: _Mode = "r") -> Self: ...
     @property
     def dtype(self) -> str: ...
     @property
@@ -68,7 +70,7 @@ class RaggedStore:
     """An opened, non-empty ragged store."""
 
     @staticmethod
-    def open(path: _Path, writable: bool = False, limit: int | None = None) -> RaggedStore | None: ...
+    def open(path: _Path, mode: _Mode = "r", limit: int | None = None) -> RaggedStore | None: ...
     def __len__(self) -> int: ...
     def verify(self, max: int = 100) -> list[str]: ...
     @property

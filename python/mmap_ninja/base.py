@@ -8,7 +8,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -129,6 +129,20 @@ class Layout:
     def data_file(self) -> Path:
         """The file holding the items back to back."""
         return self.out_dir / "data.ninja"
+
+
+# numpy's memmap modes, by their short and long names, to the short names the native layer takes: "r" maps a
+# store read-only, "r+" writable (writes reach the file), "c" copy-on-write (writable; writes stay private to
+# the process and are lost when the reader closes or refreshes).
+OpenMode = Literal["r", "r+", "c"]
+OPEN_MODES: dict[str, OpenMode] = {
+    "r": "r",
+    "readonly": "r",
+    "r+": "r+",
+    "readwrite": "r+",
+    "c": "c",
+    "copyonwrite": "c",
+}
 
 
 def require_same_store(path: Path, old: Identity | None, old_len: int, new: Identity | None, new_len: int) -> None:

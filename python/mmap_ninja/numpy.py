@@ -11,17 +11,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import Identity, PathLike, from_generator_base, require_same_store, wait_seconds
-
-_MODES = {
-    "r": "r",
-    "readonly": "r",
-    "r+": "r+",
-    "readwrite": "r+",
-    "c": "c",
-    "copyonwrite": "c",
-}
-
+from .base import OPEN_MODES, Identity, OpenMode, PathLike, from_generator_base, require_same_store, wait_seconds
 
 _VIEW_ATTRIBUTES = frozenset({"filename", "offset", "mode"})
 
@@ -33,7 +23,7 @@ class _NinjaMemmap(np.memmap):
     and reductions are plain ndarrays and scalars, and in-place operations keep the array, as with np.memmap."""
 
     # (path, mode, rows, data file identity) of the whole store, set by `_memmap`; views do not carry it.
-    _ninja_store: tuple[str, str, int | None, Identity]
+    _ninja_store: tuple[str, OpenMode, int | None, Identity]
 
     __getitem__ = np.ndarray.__getitem__
     # numpy < 2.5's stubs type ndarray's hook (a no-op taking any object) more narrowly than memmap's.
@@ -57,7 +47,8 @@ class _NinjaMemmap(np.memmap):
         return list(np.ndarray.__getitem__(self, np.asarray(indices, dtype=np.intp)).view(np.ndarray))
 
     def flush(self) -> None:
-        """Writes what was written through a store opened in mode "r+" to disk (msync), as np.memmap's does."""
+        """Writes what was written through a store opened in mode "r+" to disk (msync), as np.memmap's does; in
+        mode "c" writes stay private and there is nothing to write."""
         base = self.base
         while isinstance(base, np.ndarray):
             base = base.base
@@ -76,10 +67,10 @@ class _NinjaMemmap(np.memmap):
         return self.__reduce__()
 
 
-def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity | None) -> np.memmap:
+def _reopen(out_dir: str, mode: OpenMode, rows: int | None, identity: Identity | None) -> np.memmap:
     """Unpickles a dense store (or opens a shard): the same store reopened, limited to the rows the pickled
     array had (``identity`` None: whatever store is there now)."""
-    store = _native.DenseStore(Path(out_dir), writable=mode == "r+")
+    store = _native.DenseStore(Path(out_dir), mode=mode)
     shape = tuple(store.shape)
     require_same_store(Path(out_dir), identity, rows or 0, store.identity, shape[0] if shape else 0)
     arr = _memmap(store, Path(out_dir), mode)
@@ -91,12 +82,10 @@ def _reopen(out_dir: str, mode: str, rows: int | None, identity: Identity | None
     return limited
 
 
-def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
+def _memmap(store: _native.DenseStore, out_dir: Path, mode: OpenMode) -> np.memmap:
     dtype = store_dtype(store.dtype)
     shape = tuple(store.shape)
     data_file = str((out_dir / "data.ninja").absolute())
-    if mode == "c":
-        return np.memmap(data_file, dtype=dtype, mode="c", shape=shape, order=store.order)
     # numpy < 2.5's stubs accept any buffer in frombuffer only on Python >= 3.12.
     flat: np.ndarray = np.frombuffer(store.buffer(), dtype=dtype)  # type: ignore[call-overload, unused-ignore]
     arr = flat.reshape(shape, order=store.order).view(_NinjaMemmap)
@@ -109,11 +98,11 @@ def _memmap(store: _native.DenseStore, out_dir: Path, mode: str) -> np.memmap:
 def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
     """Opens a dense store. ``mode`` "r" gives read-only views, "r+" writable ones, "c" copy-on-write. The
     array pickles as its path, mode and length (a few hundred bytes); views of it pickle their data."""
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {sorted(_MODES)}; 'w+' would erase the store, use from_ndarray")
-    mode = _MODES[mode]
+    if mode not in OPEN_MODES:
+        raise ValueError(f"mode must be one of {sorted(OPEN_MODES)}; 'w+' would erase the store, use from_ndarray")
+    mode = OPEN_MODES[mode]
     out_dir = Path(out_dir).absolute()  # pickles as the same store after an os.chdir
-    store = _native.DenseStore(out_dir, writable=mode == "r+")
+    store = _native.DenseStore(out_dir, mode=mode)
     return _memmap(store, out_dir, mode)
 
 

@@ -18,6 +18,7 @@ from . import _native
 from ._dtypes import store_dtype, taken_as_is, to_store
 from ._placing import Placed, PlaceInto
 from .base import (
+    OPEN_MODES,
     Identity,
     Layout,
     PathLike,
@@ -31,7 +32,6 @@ from .base import (
 from .parallel import check_backend, collect_chunks
 
 _KEYS = {"starts_key": "starts", "ends_key": "ends", "shapes_key": "shapes", "flattened_shapes_key": "flattened_shapes"}
-_WRITABLE = {"r": False, "readonly": False, "r+": True, "readwrite": True}
 
 
 def _check_keys(**keys: str) -> None:
@@ -236,7 +236,9 @@ def _reopen(out_dir: str, length: int, identity: Identity | None, options: dict[
 
 class RaggedMmap(Layout):
     """A list of numpy arrays of different shapes, stored in ``out_dir``. A missing or empty directory is an
-    empty map; ``append``/``extend`` create it.
+    empty map; ``append``/``extend`` create it. ``mode`` is numpy's: ``"r"`` gives read-only items, ``"r+"``
+    writable ones whose writes reach the file, ``"c"`` (copy-on-write) writable ones whose writes stay private
+    to this reader.
 
     A reader is a snapshot: its length changes only through its own writes or ``refresh()``. Writes (``extend``,
     ``append``) lock the store for their duration; ``wait`` says how long they wait for another writer (False:
@@ -262,8 +264,8 @@ class RaggedMmap(Layout):
         _check_keys(
             starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
         )
-        if mode not in _WRITABLE:
-            raise ValueError(f"mode must be one of {sorted(_WRITABLE)}, not {mode!r}")
+        if mode not in OPEN_MODES:
+            raise ValueError(f"mode must be one of {sorted(OPEN_MODES)}, not {mode!r}")
         self._setup(Path(out_dir), wrapper_fn, mode, copy_before_wrapper_fn, wait, durable)
         self._reload()
 
@@ -303,7 +305,7 @@ class RaggedMmap(Layout):
     def _open(self, limit: int | None = None) -> _native.RaggedStore | None:
         """The store as committed now (None when empty or missing: a missing directory is an empty map)."""
         try:
-            return _native.RaggedStore.open(self.out_dir, _WRITABLE[self.mode], limit)
+            return _native.RaggedStore.open(self.out_dir, OPEN_MODES[self.mode], limit)
         except FileNotFoundError:
             if self.out_dir.exists():
                 raise
@@ -387,7 +389,7 @@ class RaggedMmap(Layout):
 
     @property
     def memmap(self) -> np.ndarray | None:
-        """Every item's elements back to back (zero-copy; writable when opened ``mode='r+'``)."""
+        """Every item's elements back to back (zero-copy; writable when opened ``mode='r+'`` or ``'c'``)."""
         store = self._opened()
         return None if store is None else store.flat
 
@@ -464,7 +466,7 @@ class RaggedMmap(Layout):
         start, end, _ = store.locate(operator.index(idx))
         flat = store.flat
         if not flat.flags.writeable:
-            raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' to assign items")
+            raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' (or 'c') to assign items")
         data = to_store(value, flat.dtype, "value").reshape(-1)
         if data.size != end - start:
             raise ValueError(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::buffer::PyMappedBuffer;
-use super::options::locked;
+use super::options::{locked, parse_mode};
 use super::payload::Items;
 use crate::dense::DenseStore;
 use crate::error::Error;
@@ -25,9 +25,10 @@ pub fn parse_dtype(name: &str) -> Result<Dtype, Error> {
 #[pymethods]
 impl PyDenseStore {
     #[new]
-    #[pyo3(signature = (path, writable = false))]
-    fn new(py: Python<'_>, path: PathBuf, writable: bool) -> PyResult<Self> {
-        let inner = py.detach(|| DenseStore::open(&path, writable))?;
+    #[pyo3(signature = (path, mode = "r"))]
+    fn new(py: Python<'_>, path: PathBuf, mode: &str) -> PyResult<Self> {
+        let mode = parse_mode(mode)?;
+        let inner = py.detach(|| DenseStore::open(&path, mode))?;
         Ok(PyDenseStore { inner })
     }
 

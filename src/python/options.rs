@@ -1,5 +1,6 @@
-//! Write options from Python (`wait` in seconds, `durable`) and the lock wait, done in short slices with the
-//! GIL released so that Ctrl-C still interrupts a writer waiting for another.
+//! Options from Python: the mode of an open (`r`, `r+`, `c`), the write options (`wait` in seconds,
+//! `durable`) and the lock wait, done in short slices with the GIL released so that Ctrl-C still interrupts a
+//! writer waiting for another.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,15 @@ use pyo3::prelude::*;
 use crate::commit::WriteOptions;
 use crate::error::{Error, Result};
 use crate::lock::Wait;
+use crate::mmap::Mode;
 
 /// How long one slice of a wait lasts before signals are checked.
 const SLICE: Duration = Duration::from_millis(100);
+
+/// Parses the mode of an open, refusing any name but `r`, `r+` and `c` with a ValueError.
+pub fn parse_mode(mode: &str) -> PyResult<Mode> {
+    Mode::from_name(mode).ok_or_else(|| PyValueError::new_err(format!("mode must be 'r', 'r+' or 'c', not {mode:?}")))
+}
 
 /// Runs `write` (which takes the store's lock first thing, so it can be retried) with the GIL released. While
 /// another writer holds the lock it is retried for up to `wait` seconds (`inf`: until the lock is free).

@@ -12,6 +12,7 @@ use pyo3::types::{PySlice, PyTuple};
 
 use super::buffer::{bytes_of_mut, ItemViews, PyMappedBuffer};
 use super::column;
+use super::options::parse_mode;
 use super::payload;
 use crate::ragged::{Item, RaggedStore, Shapes};
 
@@ -46,11 +47,13 @@ fn view<'py>(base: &Bound<'py, PyAny>, item: Item) -> PyResult<Bound<'py, PyAny>
 
 #[pymethods]
 impl PyRaggedStore {
-    /// Opens `path`; `None` for an empty store. `limit` keeps only the first `limit` items (a snapshot).
+    /// Opens `path` in `mode` (`r`, `r+` or `c`); `None` for an empty store. `limit` keeps only the first
+    /// `limit` items (a snapshot).
     #[staticmethod]
-    #[pyo3(signature = (path, writable = false, limit = None))]
-    fn open(py: Python<'_>, path: PathBuf, writable: bool, limit: Option<usize>) -> PyResult<Option<Self>> {
-        let Some(mut inner) = py.detach(|| RaggedStore::open(&path, writable))? else {
+    #[pyo3(signature = (path, mode = "r", limit = None))]
+    fn open(py: Python<'_>, path: PathBuf, mode: &str, limit: Option<usize>) -> PyResult<Option<Self>> {
+        let mode = parse_mode(mode)?;
+        let Some(mut inner) = py.detach(|| RaggedStore::open(&path, mode))? else {
             return Ok(None);
         };
         if let Some(limit) = limit {

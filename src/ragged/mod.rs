@@ -17,7 +17,7 @@ use crate::dense::{DenseStore, OrderFile};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, StoreKind};
-use crate::mmap::Region;
+use crate::mmap::{Mode, Region};
 use crate::stream;
 
 /// Batches at least this large are copied by several threads.
@@ -58,7 +58,7 @@ pub struct RaggedStore {
 impl RaggedStore {
     /// Opens `dir`. `Ok(None)` is an empty store: the directory exists but nothing was committed yet.
     /// Reads are consistent with one commit: if a writer commits meanwhile, the open starts again.
-    pub fn open(dir: &Path, writable: bool) -> Result<Option<RaggedStore>> {
+    pub fn open(dir: &Path, mode: Mode) -> Result<Option<RaggedStore>> {
         let marker = dir.join(format::STARTS_DIR).join(format::SHAPE_FILE);
         let present = |held: &files::Marker| {
             crate::store::require_kind(dir, StoreKind::Ragged)?;
@@ -66,7 +66,7 @@ impl RaggedStore {
                 return Ok(None);
             }
             let starts_shape = held.read(format::MAX_METADATA_BYTES)?;
-            Self::open_committed(dir, writable, None, Some(starts_shape)).map(Some)
+            Self::open_committed(dir, mode, None, Some(starts_shape)).map(Some)
         };
         // No starts/: nothing committed (writers remove the flag before starts/ and add it after).
         let missing = || crate::store::require_empty_dir(dir, StoreKind::Ragged).map(|()| None);
@@ -79,13 +79,13 @@ impl RaggedStore {
     /// `starts_shape` holds the bytes of `starts/shape.ninja` when the caller has read them (the marker).
     fn open_committed(
         dir: &Path,
-        writable: bool,
+        mode: Mode,
         items: Option<usize>,
         starts_shape: Option<Vec<u8>>,
     ) -> Result<RaggedStore> {
         // starts/ first: writers replace it last, so every other file read after it is at least as new.
         let starts = Column::open_with_shape(&dir.join(format::STARTS_DIR), starts_shape)?;
-        let data = DenseStore::open_dir(dir, writable, None, OrderFile::Read)?;
+        let data = DenseStore::open_dir(dir, mode, None, OrderFile::Read)?;
         let data_len = match data.shape() {
             [n] => *n,
             other => {
@@ -424,7 +424,7 @@ fn open_shapes_at(shapes_dir: &Path, len: usize, nested: bool) -> Result<Shapes>
     if nested {
         return Err(Error::corrupt(shapes_dir, "shapes of shapes must be flat"));
     }
-    let store = RaggedStore::open_committed(shapes_dir, false, Some(len), None)?;
+    let store = RaggedStore::open_committed(shapes_dir, Mode::ReadOnly, Some(len), None)?;
     if store.dtype() != Dtype::Int64 || !store.is_flat() {
         return Err(Error::corrupt(shapes_dir, "nested shapes must be a flat int64 store"));
     }
@@ -485,7 +485,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shapes = vec![vec![3], vec![], vec![0]];
         create_i32(dir.path(), &[1, 2, 3, 9], &shapes).unwrap();
-        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let s = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         assert!(s.is_flat());
         assert_eq!(
             items(&s),
@@ -517,7 +517,7 @@ mod tests {
         let d = dir.path().join("r");
         extend_i32(&d, &[1, 2], &[vec![2]]).unwrap();
         extend_i32(&d, &[3, 4, 5, 6, 7, 8, 9], &[vec![2, 3], vec![]]).unwrap();
-        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        let s = RaggedStore::open(&d, Mode::ReadOnly).unwrap().unwrap();
         assert!(!s.is_flat());
         assert_eq!(s.len(), 3);
         assert_eq!(s.locate(0).unwrap().shape, [2]);
@@ -539,7 +539,7 @@ mod tests {
         );
         assert!(!d.join(FLAT_SHAPES_BACKUP_DIR).exists());
         extend_i32(&d, &[1], &[vec![1, 1]]).unwrap();
-        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        let s = RaggedStore::open(&d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!(
             s.locate(3).unwrap(),
             Item {
@@ -553,9 +553,9 @@ mod tests {
     #[test]
     fn empty_dir_is_empty_store_and_dtype_must_match() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
+        assert!(RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().is_none());
         RaggedStore::create(dir.path(), &WriteOptions::default(), Dtype::Int32, &[], &[]).unwrap();
-        assert!(RaggedStore::open(dir.path(), false).unwrap().is_none());
+        assert!(RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().is_none());
         extend_i32(dir.path(), &[1], &[vec![1]]).unwrap();
         let err = RaggedStore::extend(
             dir.path(),
@@ -583,7 +583,7 @@ mod tests {
         // No elements (the item matches its shape), but an axis the shapes' int64 files cannot hold.
         let err = create_i32(dir.path(), &[], &[vec![1 << 63, 0]]).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-        let store = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let store = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         assert_eq!((store.len(), store.locate(0).unwrap().shape), (1, vec![2]));
     }
 
@@ -591,7 +591,7 @@ mod tests {
     fn gather_packs_items_back_to_back() {
         let dir = tempfile::tempdir().unwrap();
         create_i32(dir.path(), &[1, 2, 3, 4, 5, 6, 7], &[vec![2], vec![], vec![2, 2]]).unwrap();
-        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let s = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         let items = s.locate_many(&[2, 0, -2]).unwrap();
         let mut out = vec![0u8; s.gather_len(&items).unwrap()];
         let placed = s.gather(items.clone(), &mut out).unwrap();
@@ -614,7 +614,7 @@ mod tests {
         let mut raw = fs::read(&ends).unwrap();
         raw[8..16].copy_from_slice(&100i64.to_le_bytes());
         fs::write(&ends, raw).unwrap();
-        let mut s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let mut s = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         assert!(s.locate(0).is_ok());
         assert!(matches!(s.locate(1), Err(Error::Corrupt { .. })));
         assert!(matches!(s.verify(10).as_slice(), [Error::Corrupt { .. }]));
@@ -635,10 +635,10 @@ mod tests {
             .open(d.join("ends/data.ninja"))
             .unwrap();
         std::io::Write::write_all(&mut f, &[0xCD; 8]).unwrap();
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!(s.len(), 1);
         extend_i32(d, &[7], &[vec![1]]).unwrap();
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         let item = s.locate(1).unwrap();
         let bytes = &s.region().bytes()[item.start as usize * 4..item.end as usize * 4];
         assert_eq!(bytes, 7i32.to_le_bytes());

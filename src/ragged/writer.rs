@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::format::{self, Dtype, StoreKind};
 use crate::lock::WriteLock;
+use crate::mmap::Mode;
 
 /// Where a nested shapes store is built before it is renamed into place.
 const NESTED_SHAPES_TMP_DIR: &str = "shapes.nested-tmp";
@@ -60,7 +61,7 @@ impl RaggedWriter {
         let lock = WriteLock::acquire(dir, options.wait)?;
         crate::store::require_kind(dir, StoreKind::Ragged)?;
         finish_interrupted_conversion(dir)?;
-        let mut writer = match RaggedStore::open(dir, false)? {
+        let mut writer = match RaggedStore::open(dir, Mode::ReadOnly)? {
             Some(store) => Self::appending(dir, &store, options.durable)?,
             None => Self::new_store(dir, options.durable),
         };
@@ -328,7 +329,8 @@ impl RaggedWriter {
                     convert_to_nested(&self.dir, len, &shapes, commit)?;
                 } else {
                     // Written at our item count: shapes past it are leftovers of a write that never committed.
-                    let shapes_store = RaggedStore::open_committed(&shapes_dir, false, Some(len as usize), None)?;
+                    let shapes_store =
+                        RaggedStore::open_committed(&shapes_dir, Mode::ReadOnly, Some(len as usize), None)?;
                     let next = shapes_store.data_end(len as usize)?;
                     let committed = Committed { len, flat: true };
                     let mut nested =
@@ -592,7 +594,7 @@ mod tests {
         w.adopt(Dtype::Int16, 16, &[vec![2]]).unwrap();
         w.commit().unwrap();
         drop(w);
-        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        let s = RaggedStore::open(&d, Mode::ReadOnly).unwrap().unwrap();
         let got: Vec<_> = (0..5).map(|i| values(&s, i)).collect();
         assert_eq!(got, [vec![1, 2], vec![3, 4, 5, 6], vec![7], vec![8], vec![9, 10]]);
         assert_eq!(s.locate(1).unwrap().shape, [2, 2]);
@@ -618,7 +620,7 @@ mod tests {
         }
         w.adopt(Dtype::Int16, 4, &[vec![2]]).unwrap();
         w.commit().unwrap();
-        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        let s = RaggedStore::open(&d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!((s.len(), values(&s, 1)), (2, vec![3, 4]));
         // A refused adopt leaves a new store's dtype open.
         let mut w = RaggedWriter::replace(&dir.path().join("new"), &WriteOptions::default()).unwrap();
@@ -655,15 +657,15 @@ mod tests {
         let d = dir.path().join("new/store");
         let mut w = RaggedWriter::append(&d, &WriteOptions::default()).unwrap();
         w.push(Dtype::Int16, &le(&[1, 2]), &[2]).unwrap();
-        assert!(RaggedStore::open(&d, false).unwrap().is_none());
+        assert!(RaggedStore::open(&d, Mode::ReadOnly).unwrap().is_none());
         w.commit().unwrap();
         w.push(Dtype::Int16, &le(&[3, 4, 5, 6]), &[2, 2]).unwrap();
-        assert_eq!(RaggedStore::open(&d, false).unwrap().unwrap().len(), 1);
+        assert_eq!(RaggedStore::open(&d, Mode::ReadOnly).unwrap().unwrap().len(), 1);
         w.commit().unwrap();
         w.push(Dtype::Int16, &le(&[7]), &[]).unwrap();
         w.commit().unwrap();
         drop(w);
-        let s = RaggedStore::open(&d, false).unwrap().unwrap();
+        let s = RaggedStore::open(&d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!(
             (s.len(), values(&s, 0), values(&s, 1), values(&s, 2)),
             (3, vec![1, 2], vec![3, 4, 5, 6], vec![7])
@@ -689,16 +691,19 @@ mod tests {
             &[vec![3]],
         )
         .unwrap();
-        let old = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let old = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         let mut w = RaggedWriter::replace(dir.path(), &WriteOptions::default()).unwrap();
         w.push(Dtype::Int16, &le(&[1]), &[1]).unwrap();
         assert_eq!(
-            values(&RaggedStore::open(dir.path(), false).unwrap().unwrap(), 0),
+            values(&RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap(), 0),
             [9, 9, 9]
         );
         w.commit().unwrap();
         assert_eq!(values(&old, 0), [9, 9, 9]);
-        assert_eq!(values(&RaggedStore::open(dir.path(), false).unwrap().unwrap(), 0), [1]);
+        assert_eq!(
+            values(&RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap(), 0),
+            [1]
+        );
     }
 
     #[test]
@@ -715,7 +720,7 @@ mod tests {
         }
         std::fs::write(d.join("data.ninja"), le(&[1, 2, 8, 8, 8, 8])).unwrap();
         std::fs::write(d.join("shape.ninja"), format::encode_shape(&[6])).unwrap();
-        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
+        assert_eq!(RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap().len(), 1);
         RaggedStore::extend(
             d,
             &WriteOptions::default(),
@@ -724,7 +729,7 @@ mod tests {
             &[vec![3]],
         )
         .unwrap();
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!((s.len(), values(&s, 0), values(&s, 1)), (2, vec![1, 2], vec![3, 4, 5]));
         assert_eq!((s.data_len(), s.verify(10).len()), (5, 0));
     }
@@ -746,7 +751,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&data).unwrap().len(), 2004);
         RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[3])], &[vec![1]]).unwrap();
         assert_eq!(std::fs::metadata(&data).unwrap().len(), 2004);
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!(
             (s.len(), values(&s, 0), values(&s, 1), s.data_len()),
             (2, vec![1, 2], vec![3], 3)
@@ -763,15 +768,15 @@ mod tests {
         let starts = d.join("shapes/starts");
         std::fs::write(starts.join("data.ninja"), [0i64, 2].map(i64::to_le_bytes).concat()).unwrap();
         std::fs::write(starts.join("shape.ninja"), format::encode_shape(&[2])).unwrap();
-        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
+        assert_eq!(RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap().len(), 1);
         let mut w = RaggedWriter::append(d, &options).unwrap();
         w.push(Dtype::Int16, &le(&[3, 4, 5]), &[3, 1]).unwrap();
         // Until this commit lands, the nested ends/ (1 row) stays shorter than its starts/ (2 rows).
         let mut commit = Commit::new(false);
         w.stage(&mut commit).unwrap();
-        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1);
+        assert_eq!(RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap().len(), 1);
         commit.apply().unwrap();
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!(
             (s.len(), s.locate(1).unwrap().shape, values(&s, 1)),
             (2, vec![3, 1], vec![3, 4, 5])
@@ -787,9 +792,9 @@ mod tests {
         // Killed after moving the flat column aside, before moving the nested store in.
         fs::rename(d.join("shapes"), d.join(FLAT_SHAPES_BACKUP_DIR)).unwrap();
         fs::create_dir(d.join(NESTED_SHAPES_TMP_DIR)).unwrap();
-        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 1); // readers use the backup
+        assert_eq!(RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap().len(), 1); // readers use the backup
         RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[3, 4])], &[vec![1, 2]]).unwrap();
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!(
             (s.len(), s.locate(1).unwrap().shape, values(&s, 1)),
             (2, vec![1, 2], vec![3, 4])
@@ -807,7 +812,7 @@ mod tests {
             fs::read(d.join(format::SHAPES_ARE_FLAT_FILE)).unwrap(),
             format::encode_flag(false)
         );
-        assert_eq!(RaggedStore::open(d, false).unwrap().unwrap().len(), 3);
+        assert_eq!(RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap().len(), 3);
     }
 
     #[test]
@@ -835,7 +840,7 @@ mod tests {
             return;
         }
         RaggedStore::extend(d, &options, Dtype::Int16, &[&le(&[3])], &[vec![1, 1]]).unwrap();
-        let s = RaggedStore::open(d, false).unwrap().unwrap();
+        let s = RaggedStore::open(d, Mode::ReadOnly).unwrap().unwrap();
         assert_eq!((s.len(), values(&s, 1)), (2, vec![3]));
     }
 
@@ -852,7 +857,7 @@ mod tests {
         }
         w.commit().unwrap();
         drop(w);
-        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let s = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         for (k, &n) in lens.iter().enumerate() {
             assert_eq!(values(&s, k as i64), item(k, n), "item {k}");
         }
@@ -868,7 +873,7 @@ mod tests {
             w.commit().unwrap();
         }
         drop(w);
-        let s = RaggedStore::open(dir.path(), false).unwrap().unwrap();
+        let s = RaggedStore::open(dir.path(), Mode::ReadOnly).unwrap().unwrap();
         let shapes: Vec<_> = (0..3).map(|i| s.locate(i).unwrap().shape).collect();
         assert_eq!(shapes, [vec![1, 2], vec![2, 2], vec![3, 2]]);
         assert_eq!(values(&s, 2), [3; 6]);
@@ -894,6 +899,9 @@ mod tests {
             RaggedWriter::append(dir.path(), &WriteOptions::default()),
             Err(Error::InvalidArgument(_))
         ));
-        assert_eq!(crate::DenseStore::open(dir.path(), false).unwrap().bytes(), le(&[5]));
+        assert_eq!(
+            crate::DenseStore::open(dir.path(), Mode::ReadOnly).unwrap().bytes(),
+            le(&[5])
+        );
     }
 }
