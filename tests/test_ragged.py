@@ -173,6 +173,10 @@ def test_mode_r_plus_writes_through_to_the_file(tmp_path: Path) -> None:
     assert store[0].tolist() == [5, 5, 5]
     store[[0, 1]] = [[7, 7, 7], [8, 8, 8, 8]]
     assert RaggedMmap(tmp_path / "r")[0].tolist() == [7, 7, 7] and store[1].tolist() == [8] * 4
+    # One value fills an item, as numpy's assignment (and 0.9.0's) broadcasts it.
+    store[1] = 0
+    store[[0]] = [np.array([6])]
+    assert RaggedMmap(tmp_path / "r")[1].tolist() == [0] * 4 and store[0].tolist() == [6, 6, 6]
     store.close()
     assert repr(store).endswith(" (closed)")
 

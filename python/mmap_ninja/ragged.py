@@ -459,7 +459,9 @@ class RaggedMmap(Layout):
             yield self.get_single(i)
 
     def _replacement(self, idx: Any, value: Any) -> tuple[np.ndarray, slice, np.ndarray]:
-        """The flat buffer, where item ``idx`` lies in it, and ``value`` checked and converted to replace it."""
+        """The flat buffer, where item ``idx`` lies in it, and ``value`` checked and converted to replace it: the
+        item's elements in order (any shape of the same size), or one value that fills the item, as numpy's
+        assignment broadcasts a scalar."""
         store = self._opened()
         if store is None:
             raise IndexError("RaggedMmap is empty!")
@@ -468,9 +470,12 @@ class RaggedMmap(Layout):
         if not flat.flags.writeable:
             raise ValueError("this RaggedMmap was opened read-only; open it with mode='r+' (or 'c') to assign items")
         data = to_store(value, flat.dtype, "value").reshape(-1)
-        if data.size != end - start:
+        if data.size == 1:
+            data = np.broadcast_to(data, end - start)
+        elif data.size != end - start:
             raise ValueError(
-                f"item {idx} has {end - start} elements; a replacement must have the same size, not {data.size}"
+                f"item {idx} has {end - start} elements; a replacement must have the same size (or be one value"
+                f" that fills it), not {data.size}"
             )
         return flat, slice(start, end), data
 
