@@ -426,6 +426,7 @@ class Outcome:
     detail: str = ""
     raised: list[tuple[str, bool, str]] = field(default_factory=list)  # type, is CorruptStoreError, message
     stray_reads: list[str] = field(default_factory=list)
+    opened: set[str] = field(default_factory=set)  # the openers that read the whole store without an exception
 
 
 SEVERITY = ["ok", "raised", "lost", "foreign", "hang", "signal"]
@@ -515,6 +516,8 @@ def judge(case: Case, exit_code: int | None, report: bytes) -> Outcome:
             outcome.raised.append((r["type"], r["corrupt"], r["message"]))
             if outcome.status == "ok":
                 outcome.status = "raised"
+        elif r.get("status") == "ok":
+            outcome.opened.add(r["opener"])
         elif "stray_read" in r:
             outcome.stray_reads.append(r["stray_read"])
     return outcome
@@ -587,6 +590,8 @@ def test_every_kind_of_store_and_damage_was_exercised(campaign: list[Outcome]) -
     assert {o.case.damage for o in campaign} == {mutate.__name__ for mutate, _ in MUTATIONS}
     statuses = Counter(o.status for o in campaign)
     assert statuses["raised"] > 0 and statuses["ok"] > 0, statuses
+    # Every opener read some damaged store whole (an opener that always raised would test nothing).
+    assert set().union(*(o.opened for o in campaign)) == {name for pairs in OPENERS.values() for name, _ in pairs}
 
 
 def test_damaged_stores_raise_only_exceptions_of_the_hierarchy(campaign: list[Outcome]) -> None:

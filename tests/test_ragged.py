@@ -7,6 +7,7 @@ import gc
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -77,7 +78,7 @@ def test_out_of_range_raises_index_error(store: RaggedMmap, index: object) -> No
         store[index]
 
 
-def test_item_views_keep_the_mapping_alive_and_are_writable_only_in_r_plus(tmp_path: Path) -> None:
+def test_item_views_keep_the_mapping_alive_and_are_writable_only_in_writable_modes(tmp_path: Path) -> None:
     """Items are made directly over the mapping (not sliced from ``memmap``): each must hold the mapping, carry the
     store's writability, start at its own offset and take any number of dimensions."""
     path = tmp_path / "r"
@@ -94,6 +95,7 @@ def test_item_views_keep_the_mapping_alive_and_are_writable_only_in_r_plus(tmp_p
     assert views[3].tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError):
         views[0].setflags(write=True)
+    assert RaggedMmap(path, mode="c")[0].flags.writeable
     writer = RaggedMmap(path, mode="r+")
     written = writer[0]
     assert written.flags.writeable and written.flags.c_contiguous and written.flags.aligned
@@ -127,9 +129,9 @@ def test_items_are_read_only_views_of_the_mapping(store: RaggedMmap) -> None:
 @pytest.mark.parametrize("how", ["read", "r+", "c", "unpickled", "shapes"])
 def test_an_open_touches_no_mapped_page(tmp_path: Path, nd: bool, how: str) -> None:
     """An open (read-only, writable, copy-on-write, limited to a pickled snapshot, or of the nested shapes) reads
-    metadata files
-    only: it maps the data files but faults in none of their pages (the first fault in a 2 MiB range of
-    addresses may cost a page table). Reading an item touches its pages; ``memmap`` finds the snapshot's end."""
+    metadata files only: it maps the data files but faults in none of their pages (the first fault in a 2 MiB
+    range of addresses may cost a page table). Reading an item touches its pages; ``memmap`` finds the
+    snapshot's end."""
     path = tmp_path / "m"
     RaggedMmap.from_lists(path, [np.arange(6).reshape(2, 3) if nd else np.arange(6), np.arange(4)])
     mapped = sorted(path.rglob("data.ninja"))  # (flattened_shapes/ is written for 0.9.0, never mapped)
@@ -208,10 +210,37 @@ def test_mode_c_gives_writable_items_whose_writes_stay_private(tmp_path: Path, m
     assert cow[1].tolist() == [[2, 2, 2], [2, 2, 2]]
     cow.refresh()
     assert cow[0].tolist() == [0, 1, 2] and cow[1].tolist() == [[3, 3, 3], [3, 3, 3]]
+    cow[0] = 4
+    cow.extend([np.arange(2)])  # maps the store anew
+    assert cow[0].tolist() == [0, 1, 2] and len(cow) == 3
     with pytest.raises(ValueError, match="'c'"):
         RaggedMmap(path)[0] = [1, 2, 3]
     with pytest.raises(ValueError, match="mode must be one of"):
         RaggedMmap(path, mode="w+")
+
+
+def test_mode_c_needs_no_write_access(tmp_path: Path) -> None:
+    """Copy-on-write maps a file opened read-only: immutable data files (which not even root may open for
+    writing) open in mode "c", and not in mode "r+"."""
+    from mmap_ninja import numpy as np_ninja
+
+    RaggedMmap.from_lists(tmp_path / "r", [np.arange(3)])
+    np_ninja.from_ndarray(tmp_path / "d", np.arange(3))
+    files = [str(tmp_path / name / "data.ninja") for name in ("r", "d")]
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", *files], capture_output=True).returncode:
+        pytest.skip("needs chattr +i (root, on a file system with immutable files)")
+    try:
+        ragged_cow, dense_cow = RaggedMmap(tmp_path / "r", mode="c"), np_ninja.open_existing(tmp_path / "d", "c")
+        ragged_cow[0][0] = 7
+        dense_cow[0] = 7
+        assert ragged_cow[0].tolist() == dense_cow.tolist() == [7, 1, 2]
+        with pytest.raises(PermissionError):
+            RaggedMmap(tmp_path / "r", mode="r+")
+        with pytest.raises(PermissionError):
+            np_ninja.open_existing(tmp_path / "d", "r+")
+    finally:
+        subprocess.run(["chattr", "-i", *files], check=True)
+    assert RaggedMmap(tmp_path / "r")[0].tolist() == np_ninja.open_existing(tmp_path / "d").tolist() == [0, 1, 2]
 
 
 def test_empty_store_from_lists_and_from_generator(tmp_path: Path) -> None:

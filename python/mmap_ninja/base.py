@@ -134,8 +134,8 @@ class Layout:
 # numpy's memmap modes, by their short and long names, to the short names the native layer takes: "r" maps a
 # store read-only, "r+" writable (writes reach the file), "c" copy-on-write (writable; writes stay private to
 # the process and are lost when the reader closes or refreshes).
-OpenMode = Literal["r", "r+", "c"]
-OPEN_MODES: dict[str, OpenMode] = {
+Mode = Literal["r", "r+", "c"]
+MODES: dict[str, Mode] = {
     "r": "r",
     "readonly": "r",
     "r+": "r+",
@@ -143,6 +143,14 @@ OPEN_MODES: dict[str, OpenMode] = {
     "c": "c",
     "copyonwrite": "c",
 }
+
+
+def open_mode(mode: str, hint: str = "") -> Mode:
+    """The native name of ``mode`` (any of ``MODES``); ValueError, followed by ``hint``, for any other."""
+    try:
+        return MODES[mode]
+    except (KeyError, TypeError):
+        raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}{hint}") from None
 
 
 def require_same_store(path: Path, old: Identity | None, old_len: int, new: Identity | None, new_len: int) -> None:

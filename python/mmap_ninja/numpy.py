@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _native
 from ._dtypes import store_dtype, to_store
-from .base import OPEN_MODES, Identity, OpenMode, PathLike, from_generator_base, require_same_store, wait_seconds
+from .base import Identity, Mode, PathLike, from_generator_base, open_mode, require_same_store, wait_seconds
 
 _VIEW_ATTRIBUTES = frozenset({"filename", "offset", "mode"})
 
@@ -23,7 +23,7 @@ class _NinjaMemmap(np.memmap):
     and reductions are plain ndarrays and scalars, and in-place operations keep the array, as with np.memmap."""
 
     # (path, mode, rows, data file identity) of the whole store, set by `_memmap`; views do not carry it.
-    _ninja_store: tuple[str, OpenMode, int | None, Identity]
+    _ninja_store: tuple[str, Mode, int | None, Identity]
 
     __getitem__ = np.ndarray.__getitem__
     # numpy < 2.5's stubs type ndarray's hook (a no-op taking any object) more narrowly than memmap's.
@@ -67,7 +67,7 @@ class _NinjaMemmap(np.memmap):
         return self.__reduce__()
 
 
-def _reopen(out_dir: str, mode: OpenMode, rows: int | None, identity: Identity | None) -> np.memmap:
+def _reopen(out_dir: str, mode: Mode, rows: int | None, identity: Identity | None) -> np.memmap:
     """Unpickles a dense store (or opens a shard): the same store reopened, limited to the rows the pickled
     array had (``identity`` None: whatever store is there now)."""
     store = _native.DenseStore(Path(out_dir), mode=mode)
@@ -82,7 +82,7 @@ def _reopen(out_dir: str, mode: OpenMode, rows: int | None, identity: Identity |
     return limited
 
 
-def _memmap(store: _native.DenseStore, out_dir: Path, mode: OpenMode) -> np.memmap:
+def _memmap(store: _native.DenseStore, out_dir: Path, mode: Mode) -> np.memmap:
     dtype = store_dtype(store.dtype)
     shape = tuple(store.shape)
     data_file = str((out_dir / "data.ninja").absolute())
@@ -98,12 +98,10 @@ def _memmap(store: _native.DenseStore, out_dir: Path, mode: OpenMode) -> np.memm
 def open_existing(out_dir: PathLike, mode: str = "r") -> np.memmap:
     """Opens a dense store. ``mode`` "r" gives read-only views, "r+" writable ones, "c" copy-on-write. The
     array pickles as its path, mode and length (a few hundred bytes); views of it pickle their data."""
-    if mode not in OPEN_MODES:
-        raise ValueError(f"mode must be one of {sorted(OPEN_MODES)}; 'w+' would erase the store, use from_ndarray")
-    mode = OPEN_MODES[mode]
+    native = open_mode(mode, " ('w+' would erase the store: use from_ndarray)")
     out_dir = Path(out_dir).absolute()  # pickles as the same store after an os.chdir
-    store = _native.DenseStore(out_dir, mode=mode)
-    return _memmap(store, out_dir, mode)
+    store = _native.DenseStore(out_dir, mode=native)
+    return _memmap(store, out_dir, native)
 
 
 def from_ndarray(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durable: bool = False) -> np.memmap:

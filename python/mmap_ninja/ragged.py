@@ -18,12 +18,12 @@ from . import _native
 from ._dtypes import store_dtype, taken_as_is, to_store
 from ._placing import Placed, PlaceInto
 from .base import (
-    OPEN_MODES,
     Identity,
     Layout,
     PathLike,
     check_batch_size,
     normalize_indices,
+    open_mode,
     progress,
     require_same_store,
     require_sound,
@@ -238,7 +238,7 @@ class RaggedMmap(Layout):
     """A list of numpy arrays of different shapes, stored in ``out_dir``. A missing or empty directory is an
     empty map; ``append``/``extend`` create it. ``mode`` is numpy's: ``"r"`` gives read-only items, ``"r+"``
     writable ones whose writes reach the file, ``"c"`` (copy-on-write) writable ones whose writes stay private
-    to this reader.
+    to this reader until it maps the store anew (``refresh``, ``extend``, ``append``), which drops them.
 
     A reader is a snapshot: its length changes only through its own writes or ``refresh()``. Writes (``extend``,
     ``append``) lock the store for their duration; ``wait`` says how long they wait for another writer (False:
@@ -264,8 +264,7 @@ class RaggedMmap(Layout):
         _check_keys(
             starts_key=starts_key, ends_key=ends_key, shapes_key=shapes_key, flattened_shapes_key=flattened_shapes_key
         )
-        if mode not in OPEN_MODES:
-            raise ValueError(f"mode must be one of {sorted(OPEN_MODES)}, not {mode!r}")
+        open_mode(mode)
         self._setup(Path(out_dir), wrapper_fn, mode, copy_before_wrapper_fn, wait, durable)
         self._reload()
 
@@ -305,7 +304,7 @@ class RaggedMmap(Layout):
     def _open(self, limit: int | None = None) -> _native.RaggedStore | None:
         """The store as committed now (None when empty or missing: a missing directory is an empty map)."""
         try:
-            return _native.RaggedStore.open(self.out_dir, OPEN_MODES[self.mode], limit)
+            return _native.RaggedStore.open(self.out_dir, open_mode(self.mode), limit)
         except FileNotFoundError:
             if self.out_dir.exists():
                 raise
@@ -323,7 +322,8 @@ class RaggedMmap(Layout):
 
     def refresh(self) -> int:
         """Picks up the items committed since this reader opened (or last refreshed) and returns the new length.
-        Raises ``StoreReplacedError`` (keeping the snapshot) if the store was replaced meanwhile."""
+        Raises ``StoreReplacedError`` (keeping the snapshot) if the store was replaced meanwhile. The store is
+        mapped anew, so a mode ``"c"`` reader's private writes are dropped."""
         store = self._open()
         new = (None, 0) if store is None else (store.identity, len(store))
         require_same_store(self.out_dir, self._identity, len(self), *new)

@@ -42,7 +42,7 @@ impl PyMappedBuffer {
         self.len
     }
 
-    /// True when views made from this buffer may be written (store opened in mode r+).
+    /// True when views made from this buffer may be written (store opened in mode r+ or c).
     #[getter]
     fn writable(&self) -> bool {
         self.region.writable_ptr().is_some()

@@ -15,9 +15,9 @@ use crate::mmap::Mode;
 /// How long one slice of a wait lasts before signals are checked.
 const SLICE: Duration = Duration::from_millis(100);
 
-/// Parses the mode of an open, refusing any name but `r`, `r+` and `c` with a ValueError.
-pub fn parse_mode(mode: &str) -> PyResult<Mode> {
-    Mode::from_name(mode).ok_or_else(|| PyValueError::new_err(format!("mode must be 'r', 'r+' or 'c', not {mode:?}")))
+/// Parses the mode of an open, refusing any name but `r`, `r+` and `c` (a ValueError in Python).
+pub fn parse_mode(mode: &str) -> Result<Mode> {
+    Mode::from_name(mode).ok_or_else(|| Error::InvalidArgument(format!("mode must be 'r', 'r+' or 'c', not {mode:?}")))
 }
 
 /// Runs `write` (which takes the store's lock first thing, so it can be retried) with the GIL released. While
