@@ -102,41 +102,128 @@ pub enum Dtype {
     Float16,
     Float32,
     Float64,
+    /// numpy's `longdouble` where it is 16 bytes (x86-64: 80-bit extended precision, padded; aarch64: IEEE
+    /// quadruple precision). The bytes are stored as they are: a store written on one reads as other numbers
+    /// on the other, as with mmap-ninja 0.9.0.
+    Float128,
     Complex64,
     Complex128,
+    /// An int64 count of `TimeUnit`s since 1970-01-01 (numpy's `datetime64[unit]`; the minimum is NaT).
+    Datetime64(TimeUnit),
+    /// An int64 count of `TimeUnit`s (numpy's `timedelta64[unit]`; the minimum is NaT).
+    Timedelta64(TimeUnit),
 }
 
-const DTYPES: [(Dtype, &str, usize); 14] = [
-    (Dtype::Bool, "bool", 1),
-    (Dtype::Int8, "int8", 1),
-    (Dtype::Int16, "int16", 2),
-    (Dtype::Int32, "int32", 4),
-    (Dtype::Int64, "int64", 8),
-    (Dtype::Uint8, "uint8", 1),
-    (Dtype::Uint16, "uint16", 2),
-    (Dtype::Uint32, "uint32", 4),
-    (Dtype::Uint64, "uint64", 8),
-    (Dtype::Float16, "float16", 2),
-    (Dtype::Float32, "float32", 4),
-    (Dtype::Float64, "float64", 8),
-    (Dtype::Complex64, "complex64", 8),
-    (Dtype::Complex128, "complex128", 16),
+/// The element types that take no unit.
+const FIXED: [Dtype; 15] = [
+    Dtype::Bool,
+    Dtype::Int8,
+    Dtype::Int16,
+    Dtype::Int32,
+    Dtype::Int64,
+    Dtype::Uint8,
+    Dtype::Uint16,
+    Dtype::Uint32,
+    Dtype::Uint64,
+    Dtype::Float16,
+    Dtype::Float32,
+    Dtype::Float64,
+    Dtype::Float128,
+    Dtype::Complex64,
+    Dtype::Complex128,
+];
+
+/// The unit of a `Datetime64` or `Timedelta64` element: numpy's, without multiples (`[5s]` is not on the
+/// allowlist).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// No unit yet (`datetime64`): the unit numpy gives an array of only NaTs.
+    Generic,
+    Years,
+    Months,
+    Weeks,
+    Days,
+    Hours,
+    Minutes,
+    Seconds,
+    Millis,
+    Micros,
+    Nanos,
+    Picos,
+    Femtos,
+    Attos,
+}
+
+/// Each unit with numpy's names of a datetime64 and a timedelta64 in it, in the order of `TimeUnit`.
+const TIME_UNITS: [(TimeUnit, &str, &str); 14] = [
+    (TimeUnit::Generic, "datetime64", "timedelta64"),
+    (TimeUnit::Years, "datetime64[Y]", "timedelta64[Y]"),
+    (TimeUnit::Months, "datetime64[M]", "timedelta64[M]"),
+    (TimeUnit::Weeks, "datetime64[W]", "timedelta64[W]"),
+    (TimeUnit::Days, "datetime64[D]", "timedelta64[D]"),
+    (TimeUnit::Hours, "datetime64[h]", "timedelta64[h]"),
+    (TimeUnit::Minutes, "datetime64[m]", "timedelta64[m]"),
+    (TimeUnit::Seconds, "datetime64[s]", "timedelta64[s]"),
+    (TimeUnit::Millis, "datetime64[ms]", "timedelta64[ms]"),
+    (TimeUnit::Micros, "datetime64[us]", "timedelta64[us]"),
+    (TimeUnit::Nanos, "datetime64[ns]", "timedelta64[ns]"),
+    (TimeUnit::Picos, "datetime64[ps]", "timedelta64[ps]"),
+    (TimeUnit::Femtos, "datetime64[fs]", "timedelta64[fs]"),
+    (TimeUnit::Attos, "datetime64[as]", "timedelta64[as]"),
 ];
 
 impl Dtype {
+    /// Every element type of the allowlist.
+    pub fn all() -> impl Iterator<Item = Dtype> {
+        let timed = TIME_UNITS
+            .into_iter()
+            .flat_map(|(u, _, _)| [Dtype::Datetime64(u), Dtype::Timedelta64(u)]);
+        FIXED.into_iter().chain(timed)
+    }
+
     /// Parses a numpy dtype name as written by `np.dtype(x).name`; `None` outside the allowlist.
     pub fn parse(name: &str) -> Option<Dtype> {
-        DTYPES.iter().find(|(_, n, _)| *n == name).map(|(d, _, _)| *d)
+        Self::all().find(|d| d.name() == name)
     }
 
     /// The numpy name written to `dtype.ninja`.
     pub fn name(self) -> &'static str {
-        DTYPES[self as usize].1
+        match self {
+            Dtype::Bool => "bool",
+            Dtype::Int8 => "int8",
+            Dtype::Int16 => "int16",
+            Dtype::Int32 => "int32",
+            Dtype::Int64 => "int64",
+            Dtype::Uint8 => "uint8",
+            Dtype::Uint16 => "uint16",
+            Dtype::Uint32 => "uint32",
+            Dtype::Uint64 => "uint64",
+            Dtype::Float16 => "float16",
+            Dtype::Float32 => "float32",
+            Dtype::Float64 => "float64",
+            Dtype::Float128 => "float128",
+            Dtype::Complex64 => "complex64",
+            Dtype::Complex128 => "complex128",
+            Dtype::Datetime64(unit) => TIME_UNITS[unit as usize].1,
+            Dtype::Timedelta64(unit) => TIME_UNITS[unit as usize].2,
+        }
+    }
+
+    /// True for `Datetime64` and `Timedelta64`, whose elements are int64 counts of a unit.
+    pub fn is_time(self) -> bool {
+        matches!(self, Dtype::Datetime64(_) | Dtype::Timedelta64(_))
     }
 
     /// Bytes per element.
     pub fn itemsize(self) -> usize {
-        DTYPES[self as usize].2
+        match self {
+            Dtype::Bool | Dtype::Int8 | Dtype::Uint8 => 1,
+            Dtype::Int16 | Dtype::Uint16 | Dtype::Float16 => 2,
+            Dtype::Int32 | Dtype::Uint32 | Dtype::Float32 => 4,
+            Dtype::Int64 | Dtype::Uint64 | Dtype::Float64 | Dtype::Complex64 => 8,
+            Dtype::Datetime64(_) | Dtype::Timedelta64(_) => 8,
+            Dtype::Float128 | Dtype::Complex128 => 16,
+        }
     }
 }
 
@@ -249,18 +336,37 @@ mod tests {
 
     #[test]
     fn dtype_names_round_trip_and_allowlist_rejects_the_rest() {
-        for (d, name, size) in DTYPES {
-            assert_eq!(Dtype::parse(name), Some(d));
-            assert_eq!(d.name(), name);
-            assert_eq!(d.itemsize(), size);
+        let all: Vec<Dtype> = Dtype::all().collect();
+        assert_eq!(all.len(), 15 + 2 * 14);
+        for (k, d) in all.iter().enumerate() {
+            assert_eq!(Dtype::parse(d.name()), Some(*d));
+            assert!(all[..k].iter().all(|other| other.name() != d.name()), "{d}");
         }
+        assert_eq!(
+            TIME_UNITS.iter().map(|(u, _, _)| *u as usize).collect::<Vec<_>>(),
+            (0..14).collect::<Vec<_>>()
+        );
+        assert_eq!(Dtype::parse("datetime64[ns]"), Some(Dtype::Datetime64(TimeUnit::Nanos)));
+        assert_eq!(Dtype::parse("timedelta64"), Some(Dtype::Timedelta64(TimeUnit::Generic)));
+        assert_eq!(Dtype::Datetime64(TimeUnit::Days).itemsize(), 8);
+        assert_eq!(
+            (
+                Dtype::Float128.itemsize(),
+                Dtype::Complex64.itemsize(),
+                Dtype::Bool.itemsize()
+            ),
+            (16, 8, 1)
+        );
         for bad in [
             "object",
             "str352",
             "bytes8",
             "void16",
-            "float128",
-            "datetime64[ns]",
+            "float96",
+            "datetime64[5s]",
+            "datetime64[ns",
+            "timedelta64[]",
+            "<M8[ns]",
             "",
             "int64 ",
         ] {

@@ -27,7 +27,7 @@ mod python;
 pub use commit::WriteOptions;
 pub use dense::DenseStore;
 pub use error::{Error, Result};
-pub use format::{Dtype, Order, StoreKind};
+pub use format::{Dtype, Order, StoreKind, TimeUnit};
 pub use lock::{Wait, WriteLock};
 pub use mmap::{Mode, Region};
 pub use ragged::{Item, RaggedStore};

@@ -26,8 +26,11 @@ def assert_item_equal(got: Any, want: Any) -> None:
         assert type(got) is type(want) and got == want, (got, want)
         return
     if isinstance(want, np.generic):
-        assert isinstance(got, np.generic) and got.dtype == want.dtype and got == want, (got, want)
+        assert isinstance(got, np.generic) and got.dtype == want.dtype, (got, want)
+        np.testing.assert_array_equal(got, want)  # (NaN and NaT equal themselves here)
         return
+    if isinstance(want, np.ndarray):
+        assert isinstance(got, np.ndarray) and got.dtype == want.dtype, (got, want)
     want = np.asarray(want)
     assert isinstance(got, np.ndarray), type(got)
     assert got.shape == want.shape, (got.shape, want.shape)

@@ -112,7 +112,10 @@ def test_from_generator_returns_the_whole_array(tmp_path: Path) -> None:
     assert result.shape == (11, 2) and result[-1].tolist() == [10, 10]
 
 
-@pytest.mark.parametrize("bad", [np.array(["ab"]), np.array([object()]), np.zeros(1, dtype=[("a", "i4")])])
+@pytest.mark.parametrize(
+    "bad",
+    [np.array(["ab"]), np.array([object()]), np.zeros(1, dtype=[("a", "i4")]), np.zeros(1, "datetime64[5s]")],
+)
 def test_unsupported_dtypes_raise_type_error(tmp_path: Path, bad: np.ndarray) -> None:
     with pytest.raises(TypeError):
         np_from_ndarray(tmp_path / "d", bad)

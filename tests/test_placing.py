@@ -247,7 +247,7 @@ def test_a_worker_places_its_task_once_the_task_before_it_ends(tmp_path: Path) -
         [np.array(3, dtype=np.int16)],  # 0-d
         [np.arange(8, dtype=np.int16)[::2]],  # not contiguous
         [np.arange(4, dtype=">i2")],  # big-endian
-        [np.arange(4).astype("datetime64[s]")],  # not a store dtype
+        [np.arange(4).astype("datetime64[s]")],  # times (numpy exports no buffer of them)
         [np.ma.masked_array(np.arange(4, dtype=np.int16))],  # a subclass
     ],
 )

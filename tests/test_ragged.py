@@ -280,7 +280,7 @@ def test_big_endian_input_round_trips(tmp_path: Path) -> None:
         np.array([b"x"]),
         np.array([object()]),
         np.zeros(2, dtype=[("a", "i4")]),
-        np.array(["2020-01-01"], dtype="M8[D]"),
+        np.array(["2020-01-01"], dtype="M8[5D]"),  # a unit with a multiple
     ],
 )
 def test_unsupported_dtypes_are_refused_at_write_time(tmp_path: Path, bad: np.ndarray) -> None:

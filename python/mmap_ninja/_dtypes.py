@@ -1,10 +1,12 @@
 """Which element types a store may hold, and exact conversion of user arrays into them.
 
-Stores hold little-endian bool, (u)int8-64, float16-64 and complex64/128 elements. Anything else (object,
-str, bytes, structured, datetime, long double) is refused with a TypeError before anything is written. A value
-the store's dtype cannot hold exactly raises a ValueError instead of being silently cast, with one exception:
-floats stored as narrower floats are rounded, as numpy's ``astype`` does (float64 features in a float32 store),
-unless a finite value would become infinite.
+Stores hold little-endian bool, (u)int8-64, float16-128, complex64/128, datetime64 and timedelta64 elements
+(the last two in any of numpy's units, without multiples such as ``[5s]``). Anything else (object, str, bytes,
+structured) is refused with a TypeError before anything is written. A value the store's dtype cannot hold
+exactly raises a ValueError instead of being silently cast, with one exception: floats stored as narrower floats
+are rounded, as numpy's ``astype`` does (float64 features in a float32 store), unless a finite value would
+become infinite. Times go only into stores of their own kind (datetime64 or timedelta64), in any unit that
+holds them exactly.
 """
 
 from __future__ import annotations
@@ -14,15 +16,36 @@ from typing import Any
 
 import numpy as np
 
-ALLOWED = frozenset(
-    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 complex64 complex128".split()
+_UNITS = ("", "[Y]", "[M]", "[W]", "[D]", "[h]", "[m]", "[s]", "[ms]", "[us]", "[ns]", "[ps]", "[fs]", "[as]")
+_NUMBERS = (
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 float128 complex64 complex128"
 )
+ALLOWED = frozenset(_NUMBERS.split() + [f"{kind}64{unit}" for kind in ("datetime", "timedelta") for unit in _UNITS])
+# The kinds of datetime64 and timedelta64, whose values are int64 counts of their unit.
+_TIMES = "Mm"
 
 
 def taken_as_is(item: Any, dtype: np.dtype[Any]) -> bool:
     """True when the native writer takes ``item`` straight from its memory into a store of ``dtype`` (a
-    little-endian store dtype): exactly an ndarray (no subclass), of ``dtype``, at least 1-D, C-contiguous."""
-    return type(item) is np.ndarray and item.dtype == dtype and item.ndim > 0 and item.flags.c_contiguous
+    little-endian store dtype): exactly an ndarray (no subclass), of ``dtype``, at least 1-D, C-contiguous, and
+    not of times (numpy exports no buffer of them: they go through ``exported``)."""
+    return (
+        type(item) is np.ndarray
+        and item.dtype == dtype
+        and item.ndim > 0
+        and item.flags.c_contiguous
+        and dtype.kind not in _TIMES
+    )
+
+
+def exported(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (of a store dtype) as the native layer reads it through the buffer protocol: times as their int64
+    counts, since numpy exports no buffer of datetime64 or timedelta64 elements; long doubles in the native
+    byte order, the only one numpy exports them in (the same bytes: stores are little-endian, as the machines
+    this package builds for); anything else as it is."""
+    if arr.dtype.kind in _TIMES:
+        return arr.view("<i8")
+    return arr.view(arr.dtype.newbyteorder("=")) if arr.dtype.char == "g" else arr
 
 
 def store_dtype(dtype: Any) -> np.dtype[Any]:
@@ -31,7 +54,8 @@ def store_dtype(dtype: Any) -> np.dtype[Any]:
     if dt.fields is not None or dt.subdtype is not None or dt.name not in ALLOWED:
         hint = " (use StringsMmap for text)" if dt.kind in "USO" else ""
         raise TypeError(
-            f"mmap_ninja cannot store dtype {dt!r}: only bool, (u)int8-64, float16-64 and complex64/128{hint}"
+            f"mmap_ninja cannot store dtype {dt!r}: only bool, (u)int8-64, float16-128, complex64/128, datetime64"
+            f" and timedelta64{hint}"
         )
     return dt.newbyteorder("<")
 
@@ -43,7 +67,13 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
     target = own if dtype is None else dtype
     if arr.dtype == target:
         return _c_contiguous(arr)
-    if np.can_cast(arr.dtype, target, "safe"):
+    if (arr.dtype.kind in _TIMES or target.kind in _TIMES) and arr.dtype.kind != target.kind:
+        raise TypeError(
+            f"{what} has {arr.dtype.name} values, which a {target.name} store does not take; "
+            f"convert them explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
+        )
+    # (numpy calls finer time units safe, but a time too far from 1970 overflows them: times are checked.)
+    if np.can_cast(arr.dtype, target, "safe") and target.kind not in _TIMES:
         return arr.astype(target, order="C")
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,7 +83,8 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
                 raise ValueError(f"{what} has {arr.dtype.name} values too large for {target.name}")
             return _c_contiguous(converted)
         back = converted.astype(arr.dtype)
-    exact = np.array_equal(back, arr, equal_nan=arr.dtype.kind in "fc")
+    # (A time unit that cannot hold the values, such as datetime64 without one, keeps the values' unit.)
+    exact = converted.dtype == target and np.array_equal(back, arr, equal_nan=arr.dtype.kind in "fc" + _TIMES)
     if not exact:
         raise ValueError(
             f"{what} has {arr.dtype.name} values that {target.name} cannot hold exactly; "

@@ -10,7 +10,7 @@ from typing import Any, cast
 import numpy as np
 
 from . import _native
-from ._dtypes import store_dtype, to_store
+from ._dtypes import exported, store_dtype, to_store
 from .base import Identity, Mode, PathLike, from_generator_base, open_mode, require_same_store, wait_seconds
 
 _VIEW_ATTRIBUTES = frozenset({"filename", "offset", "mode"})
@@ -109,7 +109,7 @@ def from_ndarray(out_dir: PathLike, arr: Any, *, wait: bool | float = False, dur
     locked meanwhile (``wait``: see ``RaggedMmap``); ``durable`` fsyncs the commit."""
     data = to_store(arr, None, "array")
     flat, shape = data.reshape(-1), list(data.shape)
-    _native.DenseStore.create(Path(out_dir), data.dtype.name, flat, shape, wait_seconds(wait), durable)
+    _native.DenseStore.create(Path(out_dir), data.dtype.name, exported(flat), shape, wait_seconds(wait), durable)
     return open_existing(out_dir, mode="r+")
 
 
@@ -128,7 +128,7 @@ def extend_dir(out_dir: PathLike, arr: Any, *, wait: bool | float = False, durab
         raise ValueError(f"Trying to append samples with incorrect shape: {arr.shape[1:]}, expected: {shape[1:]}")
     data = to_store(arr, store_dtype(store.dtype), "array")
     # (An F-order store, written by mmap-ninja 0.9.0, is rewritten in C order under the lock by the core.)
-    _native.DenseStore.extend(out_dir, data.dtype.name, data, wait_seconds(wait), durable)
+    _native.DenseStore.extend(out_dir, data.dtype.name, exported(data), wait_seconds(wait), durable)
 
 
 def extend(np_mmap: np.memmap, arr: Any, *, wait: bool | float = False, durable: bool = False) -> None:

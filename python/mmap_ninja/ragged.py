@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._dtypes import store_dtype, taken_as_is, to_store
+from ._dtypes import exported, store_dtype, taken_as_is, to_store
 from ._placing import Placed, PlaceInto
 from .base import (
     Identity,
@@ -61,7 +61,7 @@ class _Batch:
             if arr.ndim == 0:
                 self.scalars.append(k)
                 arr = arr.reshape(1)
-            self.arrays.append(arr)
+            self.arrays.append(exported(arr))
         self.dtype: np.dtype[Any] = np.dtype(np.float64) if dtype is None else dtype
 
 

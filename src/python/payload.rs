@@ -9,7 +9,8 @@ use pyo3::types::{PyList, PyType};
 use super::buffer::bytes_of;
 use crate::format::Dtype;
 
-/// struct-module codes numpy exports for each dtype (both C names of 8-byte integers appear).
+/// struct-module codes numpy exports for each dtype (both C names of 8-byte integers appear). numpy exports no
+/// buffer of datetime64 or timedelta64 elements: the Python layer passes their int64 view.
 fn formats(dtype: Dtype) -> &'static [&'static str] {
     match dtype {
         Dtype::Bool => &["?"],
@@ -19,11 +20,12 @@ fn formats(dtype: Dtype) -> &'static [&'static str] {
         Dtype::Uint16 => &["H"],
         Dtype::Int32 => &["i"],
         Dtype::Uint32 => &["I"],
-        Dtype::Int64 => &["l", "q"],
+        Dtype::Int64 | Dtype::Datetime64(_) | Dtype::Timedelta64(_) => &["l", "q"],
         Dtype::Uint64 => &["L", "Q"],
         Dtype::Float16 => &["e"],
         Dtype::Float32 => &["f"],
         Dtype::Float64 => &["d"],
+        Dtype::Float128 => &["g"],
         Dtype::Complex64 => &["Zf"],
         Dtype::Complex128 => &["Zd"],
     }
@@ -64,6 +66,11 @@ impl Items {
     /// exactly `ndarray` (no subclass, nor another buffer exporter such as `bytes`, which the Python layer
     /// converts or refuses), at least 1-D, C-contiguous, of `dtype` little-endian.
     pub fn leading_arrays(list: &Bound<'_, PyList>, start: usize, dtype: Dtype, ndarray: &Bound<'_, PyType>) -> Items {
+        if dtype.is_time() {
+            // Times arrive only as the int64 views the Python layer makes of the items it converted (numpy
+            // exports no buffer of datetime64 or timedelta64): a raw int64 array is a count, not a time.
+            return Items { buffers: Vec::new() };
+        }
         let mut buffers = Vec::new();
         for item in list.iter().skip(start) {
             if !item.get_type().is(ndarray) {

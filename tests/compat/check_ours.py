@@ -40,7 +40,7 @@ def check_item(label: str, got: Any, want: Any) -> None:
     else:
         want = np.asarray(want)
         assert isinstance(got, np.ndarray), f"{label}: got {type(got).__name__}, want ndarray"
-        assert np.array_equal(got, want), f"{label}: {got!r} != {want!r}"
+        assert np.array_equal(got, want, equal_nan=want.dtype.kind in "fcmM"), f"{label}: {got!r} != {want!r}"
 
 
 def check_store(label: str, store: Any, want: list | np.ndarray) -> None:

@@ -1,0 +1,92 @@
+"""Element types besides plain numbers, which mmap-ninja 0.9.0 stores too: datetime64 and timedelta64 in each of
+numpy's units (int64 counts, written through their int64 view since numpy exports no buffer of them) and
+float128 (numpy's 16-byte long double). The golden stores in ``test_compat`` cover the bytes 0.9.0 writes."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmap_ninja import numpy as np_ninja
+from mmap_ninja.ragged import RaggedMmap
+
+from support import assert_item_equal
+
+UNITS = ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"]
+
+
+@pytest.mark.parametrize("kind", ["datetime64", "timedelta64"])
+@pytest.mark.parametrize("unit", UNITS)
+def test_times_of_every_unit_round_trip_with_nat(tmp_path: Path, kind: str, unit: str) -> None:
+    dtype = np.dtype(f"{kind}[{unit}]")
+    values = np.array([0, 1, -1, 2**40, np.iinfo(np.int64).min], dtype=np.int64).view(dtype)  # the last is NaT
+    dense = np_ninja.from_ndarray(tmp_path / "d", values.reshape(5, 1))
+    np_ninja.extend_dir(tmp_path / "d", values[:2].reshape(2, 1))
+    ragged = RaggedMmap.from_lists(tmp_path / "r", [values, values[:0], values[1:3].reshape(1, 2)])
+    ragged.extend([values[4:]])
+    assert dense.dtype == ragged.dtype == dtype
+    assert_item_equal(np_ninja.open_existing(tmp_path / "d")[:, 0], np.concatenate([values, values[:2]]))
+    reader = pickle.loads(pickle.dumps(RaggedMmap(tmp_path / "r")))
+    for got, want in zip(reader, [values, values[:0], values[1:3].reshape(1, 2), values[4:]], strict=True):
+        assert_item_equal(got, want)
+    assert np.isnat(reader[0][-1]) and np.isnat(reader.gather([3])[0][0])
+    reader = RaggedMmap(tmp_path / "r", mode="r+")
+    reader[2] = values[3:5].reshape(2)
+    assert_item_equal(RaggedMmap(tmp_path / "r")[2], values[3:5].reshape(1, 2))
+
+
+def test_times_are_converted_exactly_or_refused(tmp_path: Path) -> None:
+    minutes = np.array(["2021-02-03T04:05", "NaT"], dtype="datetime64[m]")
+    store = RaggedMmap.from_lists(tmp_path / "r", [minutes])
+    store.extend([minutes.astype("datetime64[s]"), np.array(["2021-02-03"], dtype="datetime64[D]")])  # exact
+    assert store[1].dtype == store.dtype == np.dtype("datetime64[m]")
+    assert_item_equal(store[1], minutes) and store[2].tolist() == [minutes.astype("datetime64[D]")[0].tolist()]
+    with pytest.raises(ValueError, match="cannot hold exactly"):
+        store.append(np.array(["2021-02-03T04:05:06"], dtype="datetime64[s]"))  # a fraction of a minute
+    with pytest.raises(ValueError, match="cannot hold exactly"):  # numpy calls this cast safe, but it overflows
+        RaggedMmap.from_lists(tmp_path / "ns", [np.array(["3000-01-01"], dtype="datetime64[s]")], dtype="M8[ns]")
+    with pytest.raises(TypeError, match="does not take"):
+        store.append(np.array([1], dtype=np.int64))  # a count without a unit
+    with pytest.raises(TypeError, match="does not take"):
+        store.append(np.array([1], dtype="timedelta64[m]"))  # a duration is not a date
+    with pytest.raises(TypeError, match="does not take"):
+        RaggedMmap.from_lists(tmp_path / "i", [np.arange(2)]).append(minutes)  # a date is not a count
+    np_ninja.from_ndarray(tmp_path / "d", minutes)
+    with pytest.raises(TypeError, match="does not take"):
+        np_ninja.extend_dir(tmp_path / "d", np.zeros(1))
+    generic = RaggedMmap.from_lists(tmp_path / "g", [np.array(["NaT"], dtype="datetime64")])
+    with pytest.raises(ValueError, match="cannot hold exactly"):  # a unitless store holds no dates
+        generic.append(minutes)
+    assert len(store) == 3 and len(generic) == 1 and len(np_ninja.open_existing(tmp_path / "d")) == 2
+
+
+def test_float128_round_trips_every_bit_of_its_values(tmp_path: Path) -> None:
+    values = np.arange(1, 7, dtype=np.longdouble) / 3  # thirds: more digits than a float64 holds
+    if values.dtype.itemsize != 16:
+        pytest.skip("numpy's long double is not 16 bytes here")
+    dense = np_ninja.from_ndarray(tmp_path / "d", values)
+    ragged = RaggedMmap.from_lists(tmp_path / "r", [values[:2], values[2:].reshape(2, 2)])
+    ragged.append(np.float64(0.5))
+    assert dense.dtype == ragged.dtype == np.dtype("float128")
+    assert np.array_equal(np_ninja.open_existing(tmp_path / "d"), values)
+    assert_item_equal(ragged[1], values[2:].reshape(2, 2))
+    assert ragged[0][0] != np.float64(values[0])  # the extra precision is kept
+    assert ragged[2] == 0.5
+
+
+def _day(i: int) -> np.ndarray:
+    return np.arange(i % 3 + 1).astype("datetime64[D]") + i
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_times_built_in_parallel(tmp_path: Path, backend: str) -> None:
+    """Workers return times, which are never placed into the file by the workers (no buffer): the parent
+    writes them."""
+    items = [_day(i) for i in range(24)]
+    store = RaggedMmap.from_indexable(tmp_path / "r", items, batch_size=4, n_jobs=2, backend=backend)
+    assert store.dtype == np.dtype("datetime64[D]")
+    for got, want in zip(store, items, strict=True):
+        assert_item_equal(got, want)
