@@ -371,12 +371,12 @@ def probe_readers_during_writes(cfg: Config, root: Path) -> tuple[dict[str, str]
 KINDS = ("ragged_flat", "ragged_nd", "strings", "dense")
 MUTATIONS = ("bitflip", "truncate", "boundary", "dtype", "delete")
 BOUNDARY_INTS = (0, -1, 1, 2**31, 2**32, 2**63 - 1, -(2**63))
-JUNK_DTYPES = ("object", "O", "<U8", "S4", "V8", "", "float128", "datetime64[ns]", "int33", "[('a', '<i4')]")
+JUNK_DTYPES = ("object", "O", "<U8", "S4", "V8", "", "float96", "datetime64[5s]", "int33", "[('a', '<i4')]")
 JUNK_DTYPES += ("uint8\x00", "float64", "int8", "bool", "complex128")
 
 
 class Digest:
-    """A hash of everything read; ``add`` touches every byte (``.sum()``, or encoding a string)."""
+    """A hash of everything read; ``add`` touches every byte (summing them, or encoding a string)."""
 
     def __init__(self) -> None:
         self.h = hashlib.sha256()
@@ -386,7 +386,7 @@ class Digest:
             self.h.update(value.encode("utf-8", "surrogatepass") + b"\0")
             return
         arr = np.asarray(value)
-        arr.sum()
+        np.ascontiguousarray(arr).view(np.uint8).sum()  # (any dtype: times and long doubles have no sum of their own)
         self.h.update(f"{arr.dtype.str}{arr.shape}".encode())
         self.h.update(arr.tobytes())
 

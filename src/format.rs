@@ -87,7 +87,7 @@ impl StoreKind {
     }
 }
 
-/// An element type from the allowlist. Elements are stored little-endian.
+/// An element type from the allowlist. Elements are stored little-endian (long doubles as the machine's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dtype {
     Bool,
@@ -108,6 +108,8 @@ pub enum Dtype {
     Float128,
     Complex64,
     Complex128,
+    /// Two `Float128`s (numpy's `clongdouble` where it is 32 bytes).
+    Complex256,
     /// An int64 count of `TimeUnit`s since 1970-01-01 (numpy's `datetime64[unit]`; the minimum is NaT).
     Datetime64(TimeUnit),
     /// An int64 count of `TimeUnit`s (numpy's `timedelta64[unit]`; the minimum is NaT).
@@ -115,7 +117,7 @@ pub enum Dtype {
 }
 
 /// The element types that take no unit.
-const FIXED: [Dtype; 15] = [
+const FIXED: [Dtype; 16] = [
     Dtype::Bool,
     Dtype::Int8,
     Dtype::Int16,
@@ -131,13 +133,14 @@ const FIXED: [Dtype; 15] = [
     Dtype::Float128,
     Dtype::Complex64,
     Dtype::Complex128,
+    Dtype::Complex256,
 ];
 
 /// The unit of a `Datetime64` or `Timedelta64` element: numpy's, without multiples (`[5s]` is not on the
 /// allowlist).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeUnit {
-    /// No unit yet (`datetime64`): the unit numpy gives an array of only NaTs.
+    /// No unit (`datetime64`, `timedelta64`): what numpy gives NaTs and counts made without one.
     Generic,
     Years,
     Months,
@@ -204,6 +207,7 @@ impl Dtype {
             Dtype::Float128 => "float128",
             Dtype::Complex64 => "complex64",
             Dtype::Complex128 => "complex128",
+            Dtype::Complex256 => "complex256",
             Dtype::Datetime64(unit) => TIME_UNITS[unit as usize].1,
             Dtype::Timedelta64(unit) => TIME_UNITS[unit as usize].2,
         }
@@ -223,6 +227,7 @@ impl Dtype {
             Dtype::Int64 | Dtype::Uint64 | Dtype::Float64 | Dtype::Complex64 => 8,
             Dtype::Datetime64(_) | Dtype::Timedelta64(_) => 8,
             Dtype::Float128 | Dtype::Complex128 => 16,
+            Dtype::Complex256 => 32,
         }
     }
 }
@@ -337,7 +342,7 @@ mod tests {
     #[test]
     fn dtype_names_round_trip_and_allowlist_rejects_the_rest() {
         let all: Vec<Dtype> = Dtype::all().collect();
-        assert_eq!(all.len(), 15 + 2 * 14);
+        assert_eq!(all.len(), 16 + 2 * 14);
         for (k, d) in all.iter().enumerate() {
             assert_eq!(Dtype::parse(d.name()), Some(*d));
             assert!(all[..k].iter().all(|other| other.name() != d.name()), "{d}");
@@ -352,10 +357,10 @@ mod tests {
         assert_eq!(
             (
                 Dtype::Float128.itemsize(),
-                Dtype::Complex64.itemsize(),
+                Dtype::Complex256.itemsize(),
                 Dtype::Bool.itemsize()
             ),
-            (16, 8, 1)
+            (16, 32, 1)
         );
         for bad in [
             "object",

@@ -43,7 +43,8 @@ def test_times_are_converted_exactly_or_refused(tmp_path: Path) -> None:
     store = RaggedMmap.from_lists(tmp_path / "r", [minutes])
     store.extend([minutes.astype("datetime64[s]"), np.array(["2021-02-03"], dtype="datetime64[D]")])  # exact
     assert store[1].dtype == store.dtype == np.dtype("datetime64[m]")
-    assert_item_equal(store[1], minutes) and store[2].tolist() == [minutes.astype("datetime64[D]")[0].tolist()]
+    assert_item_equal(store[1], minutes)
+    assert_item_equal(store[2], np.array(["2021-02-03T00:00"], dtype="datetime64[m]"))
     with pytest.raises(ValueError, match="cannot hold exactly"):
         store.append(np.array(["2021-02-03T04:05:06"], dtype="datetime64[s]"))  # a fraction of a minute
     with pytest.raises(ValueError, match="cannot hold exactly"):  # numpy calls this cast safe, but it overflows
@@ -57,16 +58,54 @@ def test_times_are_converted_exactly_or_refused(tmp_path: Path) -> None:
     np_ninja.from_ndarray(tmp_path / "d", minutes)
     with pytest.raises(TypeError, match="does not take"):
         np_ninja.extend_dir(tmp_path / "d", np.zeros(1))
+    with pytest.raises(TypeError, match="does not take"):  # a count without a unit, spelt as a duration
+        RaggedMmap.from_lists(tmp_path / "td", [np.array([1], dtype="timedelta64[D]")]).append(np.array([5], "m8"))
     generic = RaggedMmap.from_lists(tmp_path / "g", [np.array(["NaT"], dtype="datetime64")])
     with pytest.raises(ValueError, match="cannot hold exactly"):  # a unitless store holds no dates
         generic.append(minutes)
-    assert len(store) == 3 and len(generic) == 1 and len(np_ninja.open_existing(tmp_path / "d")) == 2
+    store.append(np.array(["NaT"], dtype="datetime64"))  # NaT has no unit to lose
+    assert len(store) == 4 and len(generic) == 1 and len(np_ninja.open_existing(tmp_path / "d")) == 2
 
 
-def test_float128_round_trips_every_bit_of_its_values(tmp_path: Path) -> None:
+def test_times_of_several_units_in_one_list_are_checked_one_by_one(tmp_path: Path) -> None:
+    """numpy gives a list of times the finest of their units and wraps around those it cannot hold there (the
+    year 3000 in nanoseconds is 1830): such lists raise, whichever way the package batches them."""
+    from mmap_ninja.sharded import from_partitions
+
+    rows = [np.datetime64("3000-01-01", "D"), np.datetime64(1, "ns")]
+    with pytest.raises(ValueError, match="cannot hold exactly"):
+        np_ninja.from_generator(tmp_path / "g", iter(rows), batch_size=2)
+    with pytest.raises(ValueError, match="cannot hold exactly"):
+        RaggedMmap.from_lists(tmp_path / "r", [rows])
+    with pytest.raises(ValueError, match="cannot hold exactly"):
+        from_partitions(tmp_path / "s", [rows], kind="numpy")
+    with pytest.raises(TypeError, match="does not take"):
+        RaggedMmap.from_lists(tmp_path / "t", [[np.timedelta64(2, "h"), 5]])  # a count among durations
+    fine = RaggedMmap.from_lists(tmp_path / "f", [[np.timedelta64(2, "h"), np.timedelta64(3, "m")]])
+    assert fine[0].tolist() == [np.timedelta64(120, "m").item(), np.timedelta64(3, "m").item()]
+
+
+def test_time_items_gather_into_a_time_buffer_and_take_one_value(tmp_path: Path) -> None:
+    days = [np.array(["2020-01-01", "NaT"], dtype="datetime64[D]"), np.array([], dtype="datetime64[D]")]
+    store = RaggedMmap.from_lists(tmp_path / "r", [*days, days[0][:1]], mode="r+")
+    out = np.empty(3, dtype="datetime64[D]")
+    got = store.gather([0, 2], out=out)
+    assert_item_equal(got[0], days[0]) and np.shares_memory(got[1], out)
+    assert_item_equal(got[1], days[0][:1])
+    store[0] = np.datetime64("1999-12-31")  # one value fills the item
+    store[1] = np.datetime64("NaT")  # ... and an empty one
+    assert_item_equal(store[0], np.array(["1999-12-31"] * 2, dtype="datetime64[D]"))
+    assert store[1].size == 0
+
+
+def test_float128_and_complex256_round_trip_every_bit_of_their_values(tmp_path: Path) -> None:
     values = np.arange(1, 7, dtype=np.longdouble) / 3  # thirds: more digits than a float64 holds
     if values.dtype.itemsize != 16:
         pytest.skip("numpy's long double is not 16 bytes here")
+    pairs = values * (1 + 1j)
+    assert pairs.dtype == np.dtype("complex256")
+    assert np.array_equal(np_ninja.from_ndarray(tmp_path / "c", pairs), pairs)
+    assert_item_equal(RaggedMmap.from_lists(tmp_path / "rc", [pairs[:1], pairs])[1], pairs)
     dense = np_ninja.from_ndarray(tmp_path / "d", values)
     ragged = RaggedMmap.from_lists(tmp_path / "r", [values[:2], values[2:].reshape(2, 2)])
     ragged.append(np.float64(0.5))

@@ -1,6 +1,6 @@
 """Which element types a store may hold, and exact conversion of user arrays into them.
 
-Stores hold little-endian bool, (u)int8-64, float16-128, complex64/128, datetime64 and timedelta64 elements
+Stores hold little-endian bool, (u)int8-64, float16-128, complex64-256, datetime64 and timedelta64 elements
 (the last two in any of numpy's units, without multiples such as ``[5s]``). Anything else (object, str, bytes,
 structured) is refused with a TypeError before anything is written. A value the store's dtype cannot hold
 exactly raises a ValueError instead of being silently cast, with one exception: floats stored as narrower floats
@@ -18,7 +18,8 @@ import numpy as np
 
 _UNITS = ("", "[Y]", "[M]", "[W]", "[D]", "[h]", "[m]", "[s]", "[ms]", "[us]", "[ns]", "[ps]", "[fs]", "[as]")
 _NUMBERS = (
-    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 float128 complex64 complex128"
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 float128 complex64 complex128 "
+    "complex256"
 )
 ALLOWED = frozenset(_NUMBERS.split() + [f"{kind}64{unit}" for kind in ("datetime", "timedelta") for unit in _UNITS])
 # The kinds of datetime64 and timedelta64, whose values are int64 counts of their unit.
@@ -39,13 +40,13 @@ def taken_as_is(item: Any, dtype: np.dtype[Any]) -> bool:
 
 
 def exported(arr: np.ndarray) -> np.ndarray:
-    """``arr`` (of a store dtype) as the native layer reads it through the buffer protocol: times as their int64
-    counts, since numpy exports no buffer of datetime64 or timedelta64 elements; long doubles in the native
-    byte order, the only one numpy exports them in (the same bytes: stores are little-endian, as the machines
-    this package builds for); anything else as it is."""
+    """``arr`` as the native layer reads it through the buffer protocol: times as their int64 counts, since
+    numpy exports no buffer of datetime64 or timedelta64 elements; long doubles (and their complex numbers)
+    spelt in the native byte order, the only one numpy exports them in (``store_dtype`` spells it ``<``: the
+    same bytes on the little-endian machines this package builds for); anything else as it is."""
     if arr.dtype.kind in _TIMES:
         return arr.view("<i8")
-    return arr.view(arr.dtype.newbyteorder("=")) if arr.dtype.char == "g" else arr
+    return arr.view(arr.dtype.newbyteorder("=")) if arr.dtype.char in "gG" else arr
 
 
 def store_dtype(dtype: Any) -> np.dtype[Any]:
@@ -54,7 +55,7 @@ def store_dtype(dtype: Any) -> np.dtype[Any]:
     if dt.fields is not None or dt.subdtype is not None or dt.name not in ALLOWED:
         hint = " (use StringsMmap for text)" if dt.kind in "USO" else ""
         raise TypeError(
-            f"mmap_ninja cannot store dtype {dt!r}: only bool, (u)int8-64, float16-128, complex64/128, datetime64"
+            f"mmap_ninja cannot store dtype {dt!r}: only bool, (u)int8-64, float16-128, complex64-256, datetime64"
             f" and timedelta64{hint}"
         )
     return dt.newbyteorder("<")
@@ -64,10 +65,14 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
     """``value`` as a C-contiguous little-endian array of ``dtype`` (its own dtype when None), exactly."""
     arr = np.asarray(value)
     own = store_dtype(arr.dtype)
+    if own.kind in _TIMES and not isinstance(value, np.ndarray):
+        _check_times(value, own, what)
     target = own if dtype is None else dtype
     if arr.dtype == target:
         return _c_contiguous(arr)
-    if (arr.dtype.kind in _TIMES or target.kind in _TIMES) and arr.dtype.kind != target.kind:
+    if (arr.dtype.kind in _TIMES or target.kind in _TIMES) and (
+        arr.dtype.kind != target.kind or (_unitless(arr.dtype) and not np.all(np.isnat(arr)))
+    ):
         raise TypeError(
             f"{what} has {arr.dtype.name} values, which a {target.name} store does not take; "
             f"convert them explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
@@ -91,6 +96,21 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
             f"convert it explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
         )
     return _c_contiguous(converted)
+
+
+def _unitless(dtype: np.dtype[Any]) -> bool:
+    """True for ``datetime64`` and ``timedelta64`` without a unit: their values are counts of nothing yet."""
+    return np.datetime_data(dtype)[0] == "generic"
+
+
+def _check_times(value: Any, dtype: np.dtype[Any], what: str) -> None:
+    """Checks each time of ``value`` (a list or scalar that numpy turned into times of ``dtype``) against
+    ``dtype``: numpy gives a list of several units the finest and wraps around the times that overflow it."""
+    if isinstance(value, list | tuple):
+        for element in value:
+            _check_times(element, dtype, what)
+    elif not isinstance(value, np.ndarray) or value.dtype != dtype:
+        to_store(np.asarray(value), dtype, what)
 
 
 def _rounds(source: np.dtype[Any], target: np.dtype[Any]) -> bool:

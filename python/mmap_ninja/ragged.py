@@ -436,6 +436,8 @@ class RaggedMmap(Layout):
             if len(idx):
                 raise IndexError("RaggedMmap is empty!")
             return []
+        if isinstance(out, np.ndarray):
+            out = exported(out)  # (an array of times exports no buffer; its int64 view does)
         items = self._store.gather(idx, out, self._gather_buffers.take)
         return items if self.wrapper_fn is None else [self.wrapper_fn(x) for x in items]
 

@@ -72,7 +72,7 @@ def write_shard(
     elif kind == "string":
         stored = string_ninja.StringsMmap.from_generator(path, rows, batch_size, durable=durable)
     else:
-        block = items if isinstance(items, np.ndarray) else np.asarray(list(rows))
+        block = items if isinstance(items, np.ndarray) else list(rows)  # (a list: its times are checked one by one)
         stored = np_ninja.from_ndarray(path, block, durable=durable)
     return path.name, len(stored)
 

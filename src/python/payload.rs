@@ -28,6 +28,7 @@ fn formats(dtype: Dtype) -> &'static [&'static str] {
         Dtype::Float128 => &["g"],
         Dtype::Complex64 => &["Zf"],
         Dtype::Complex128 => &["Zd"],
+        Dtype::Complex256 => &["Zg"],
     }
 }
 
