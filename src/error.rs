@@ -24,7 +24,7 @@ pub enum Error {
     #[error("index {index} is out of range for a store of {len} items")]
     IndexOutOfRange { index: i64, len: usize },
     /// A dtype outside the allowlist (bool, ints, uints, floats, complex, times).
-    #[error("unsupported dtype {0:?}: only bool, (u)int8-64, float16-128, complex64-256, datetime64 and timedelta64 (one unit, no multiple) can be stored")]
+    #[error("unsupported dtype {0:?}: only {allowed} can be stored", allowed = crate::format::ALLOWED_DTYPES)]
     UnsupportedDtype(String),
     /// Another writer holds the store's lock (and the caller did not wait long enough for it).
     #[error("{}: another writer is writing this store", path.display())]

@@ -47,6 +47,9 @@ pub fn data_parts<'a>(parts: &'a [&'a [u8]]) -> &'a [&'a [u8]] {
     }
 }
 
+/// What can be stored, in words (the allowlist `Dtype::parse` enforces), for error messages in every layer.
+pub const ALLOWED_DTYPES: &str =
+    "bool, (u)int8-64, float16-128, complex64-256, datetime64 and timedelta64 (one unit, no multiple)";
 /// Largest metadata file (dtype, shape, order, type, flags, level) read before parsing.
 pub const MAX_METADATA_BYTES: u64 = 4096;
 /// Largest sharded-store manifest read (about a million shards).

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _native
+
 _UNITS = ("", "[Y]", "[M]", "[W]", "[D]", "[h]", "[m]", "[s]", "[ms]", "[us]", "[ns]", "[ps]", "[fs]", "[as]")
 _NUMBERS = (
     "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 float128 complex64 complex128 "
@@ -54,10 +56,7 @@ def store_dtype(dtype: Any) -> np.dtype[Any]:
     dt: np.dtype[Any] = np.dtype(dtype)
     if dt.fields is not None or dt.subdtype is not None or dt.name not in ALLOWED:
         hint = " (use StringsMmap for text)" if dt.kind in "USO" else ""
-        raise TypeError(
-            f"mmap_ninja cannot store dtype {dt!r}: only bool, (u)int8-64, float16-128, complex64-256, datetime64"
-            f" and timedelta64{hint}"
-        )
+        raise TypeError(f"mmap_ninja cannot store dtype {dt!r}: only {_native.ALLOWED_DTYPES}{hint}")
     return dt.newbyteorder("<")
 
 

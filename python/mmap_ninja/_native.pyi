@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from typing_extensions import Buffer
 
 __all__ = [
+    "ALLOWED_DTYPES",
     "MappedBuffer",
     "DenseStore",
     "RaggedStore",
@@ -182,6 +183,8 @@ class StoreLock:
     def release(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
+
+ALLOWED_DTYPES: str
 
 def shard_name(part: int) -> str: ...
 def store_kind(path: _Path) -> Literal["numpy", "ragged", "string", "sharded"]: ...

@@ -31,6 +31,7 @@ fn store_kind(py: Python<'_>, path: PathBuf) -> PyResult<&'static str> {
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ALLOWED_DTYPES", crate::format::ALLOWED_DTYPES)?;
     m.add_class::<buffer::PyMappedBuffer>()?;
     m.add_class::<dense::PyDenseStore>()?;
     m.add_class::<ragged::PyRaggedStore>()?;
