@@ -171,3 +171,20 @@ def test_zero_rows_and_0d_arrays(tmp_path: Path) -> None:
     np_extend_dir(tmp_path / "z", np.ones((2, 5)))
     assert np_ninja.open_existing(tmp_path / "z").shape == (2, 5)
     assert np_from_ndarray(tmp_path / "s", np.float64(2.5)).shape == ()
+
+
+def test_getitems_gives_writable_private_rows_like_fancy_indexing(tmp_path: Path) -> None:
+    data = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np_from_ndarray(tmp_path / "d", data)
+    store = np_ninja.open_existing(tmp_path / "d", mode="r")
+    picks = [3, -1, 3, 0]
+    rows = store.__getitems__(picks)
+    assert [type(r) for r in rows] == [np.ndarray] * len(picks)
+    assert [r.tolist() for r in rows] == data[picks].tolist()
+    assert all(r.flags.writeable and not np.shares_memory(r, store) for r in rows)
+    rows[0][:] = -1  # a private copy: neither the store nor the other row of the same index changes
+    assert store[3].tolist() == rows[2].tolist() == data[3].tolist()
+    assert store.__getitems__([]) == []
+    for bad in ([10], [-11]):
+        with pytest.raises(IndexError):
+            store.__getitems__(bad)
