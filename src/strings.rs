@@ -189,18 +189,38 @@ impl StringStore {
         self.codec.is_some()
     }
 
-    /// String `index` (negative counts from the end), decoded. Always a copy: mapped bytes may change under us
-    /// (another process's `set` writes in place), so they are checked as UTF-8 only once copied, never handed
-    /// out as `&str` (which must stay valid UTF-8 as long as it lives).
+    /// String `index` (negative counts from the end), decoded.
     pub fn get(&self, index: i64) -> Result<String> {
+        self.with_str(index, str::to_owned)
+    }
+
+    /// Calls `f` with string `index` (negative counts from the end), decoded. The bytes are copied out of the
+    /// mapping before they are checked as UTF-8, and only the copy is handed to `f`: mapped bytes may change
+    /// under us (another process's `set` writes in place), and a `&str` must stay valid UTF-8 as long as it
+    /// lives. Strings of up to `STACK_STRING_BYTES` are copied to the stack, so `f` can make its own string of
+    /// them with no allocation in between.
+    pub fn with_str<T>(&self, index: i64, f: impl FnOnce(&str) -> T) -> Result<T> {
         let i = format::resolve_index(index, self.len).ok_or(Error::IndexOutOfRange { index, len: self.len })?;
         let raw = self.raw(i)?;
-        let data_path = self.dir.join(format::DATA_FILE);
-        let bytes = match &self.codec {
-            None => raw.to_vec(),
-            Some(codec) => codec.decompress(raw, &data_path, i)?,
+        let mut stack = [0u8; STACK_STRING_BYTES];
+        let heap;
+        let bytes: &[u8] = match &self.codec {
+            None if raw.len() <= STACK_STRING_BYTES => {
+                stack[..raw.len()].copy_from_slice(raw);
+                &stack[..raw.len()]
+            }
+            None => {
+                heap = raw.to_vec();
+                &heap
+            }
+            Some(codec) => {
+                heap = codec.decompress(raw, self.data.path(), i)?;
+                &heap
+            }
         };
-        String::from_utf8(bytes).map_err(|_| not_utf8(&data_path, i))
+        std::str::from_utf8(bytes)
+            .map(f)
+            .map_err(|_| not_utf8(self.data.path(), i))
     }
 
     /// The stored bytes of item `i < len`, bounds-checked against the data file.
@@ -355,6 +375,9 @@ fn new_codec(dir: &Path, items: &[&str], options: ZstdOptions) -> Result<Codec> 
     Codec::new(options.level, dictionary, &dir.join(format::ZSTD_DICT_FILE))
 }
 
+/// Strings up to this many bytes are copied out of the mapping to the stack by `StringStore::with_str`.
+const STACK_STRING_BYTES: usize = 64;
+
 fn not_utf8(path: &Path, i: usize) -> Error {
     Error::corrupt(path, format!("string {i} is not valid UTF-8"))
 }
@@ -458,6 +481,32 @@ mod tests {
         assert_eq!(StringStore::open(d).unwrap().unwrap().len(), 2);
         StringStore::extend(d, &WriteOptions::default(), &["new"]).unwrap();
         assert_eq!(all(&StringStore::open(d).unwrap().unwrap()), ["a", "b", "new"]);
+    }
+
+    #[test]
+    fn strings_on_either_side_of_the_stack_buffer_decode_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // "é" is two bytes: a string one byte over the buffer may end inside a character it cut.
+        let strings: Vec<String> = [STACK_STRING_BYTES - 1, STACK_STRING_BYTES, STACK_STRING_BYTES + 1]
+            .into_iter()
+            .flat_map(|n| ["x".repeat(n), format!("{}é", "x".repeat(n - 2))])
+            .collect();
+        let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+        StringStore::create(d, &WriteOptions::default(), &refs, None).unwrap();
+        assert_eq!(all(&StringStore::open(d).unwrap().unwrap()), strings);
+        // Each string's last byte made 0xff, never valid in UTF-8: every one is refused, short or long.
+        let mut data = fs::read(d.join("data.ninja")).unwrap();
+        let mut end = 0;
+        for s in &strings {
+            end += s.len();
+            data[end - 1] = 0xff;
+        }
+        fs::write(d.join("data.ninja"), data).unwrap();
+        let s = StringStore::open(d).unwrap().unwrap();
+        for i in 0..strings.len() as i64 {
+            assert!(matches!(s.get(i), Err(Error::Corrupt { .. })), "string {i}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyString;
 
 use super::options::locked;
 use crate::strings::{StringStore, ZstdOptions};
@@ -67,16 +68,16 @@ impl PyStringStore {
     }
 
     /// String `index` (negative counts from the end).
-    fn get(&self, index: i64) -> PyResult<String> {
-        Ok(self.inner.get(index)?)
+    fn get<'py>(&self, py: Python<'py>, index: i64) -> PyResult<Bound<'py, PyString>> {
+        Ok(self.inner.with_str(index, |s| PyString::new(py, s))?)
     }
 
     /// Many strings in one call, from a C-contiguous int64 array of indices.
-    fn get_many(&self, py: Python<'_>, indices: PyBuffer<i64>) -> PyResult<Vec<String>> {
+    fn get_many<'py>(&self, py: Python<'py>, indices: PyBuffer<i64>) -> PyResult<Vec<Bound<'py, PyString>>> {
         let indices = super::payload::indices(py, &indices)?;
         Ok(indices
             .into_iter()
-            .map(|i| self.inner.get(i))
+            .map(|i| self.inner.with_str(i, |s| PyString::new(py, s)))
             .collect::<Result<_, _>>()?)
     }
 
