@@ -255,6 +255,11 @@ def from_indexable_base(
     return from_generator_base(out_dir, (s for c in chunks for s in c), size, batch_ctor, extend_fn, **kwargs)
 
 
+def out_of_range(index: int, n: int) -> IndexError:
+    """The IndexError for ``index`` in a store of ``n`` items, worded as the native layer words it."""
+    return IndexError(f"index {index} is out of range for a store of {n} items")
+
+
 def normalize_indices(item: Any, n: int) -> np.ndarray:
     """Indices selected by a slice, a sequence of ints, an int array or a boolean mask, as a C-contiguous int64
     array (the native layer checks the range)."""
@@ -270,5 +275,5 @@ def normalize_indices(item: Any, n: int) -> np.ndarray:
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise IndexError(f"only integers, slices, 1-D integer arrays and boolean masks are valid indices, not {item!r}")
     if arr.dtype == np.uint64 and int(arr.max()) >= 2**63:
-        raise IndexError(f"index {int(arr.max())} is out of range for {n} items")
+        raise out_of_range(int(arr.max()), n)
     return np.ascontiguousarray(arr, dtype=np.int64)

@@ -24,6 +24,7 @@ from .base import (
     check_batch_size,
     normalize_indices,
     open_mode,
+    out_of_range,
     progress,
     require_same_store,
     require_sound,
@@ -414,7 +415,7 @@ class RaggedMmap(Layout):
         try:
             res = store.get(operator.index(item))
         except OverflowError:
-            raise IndexError(f"index {item} is out of range for {len(self)} items") from None
+            raise out_of_range(item, len(self)) from None
         return res if self.wrapper_fn is None else self._wrap(res)
 
     def get_multiple(self, item: Any) -> list[Any]:

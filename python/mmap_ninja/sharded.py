@@ -22,7 +22,7 @@ from . import _native
 from . import numpy as np_ninja
 from . import ragged as ragged_ninja
 from . import string as string_ninja
-from .base import PathLike, check_batch_size, normalize_indices, wait_seconds
+from .base import PathLike, check_batch_size, normalize_indices, out_of_range, wait_seconds
 from .errors import CorruptStoreError, MmapNinjaError, StoreReplacedError
 
 KINDS = ("ragged", "numpy", "string")
@@ -269,7 +269,7 @@ class ShardedMmap:
     def _get_single(self, item: Any) -> Any:
         index = operator.index(item)  # TypeError for a float or a str, as RaggedMmap
         if not -(2**63) <= index < 2**63:
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
+            raise out_of_range(index, len(self))
         k, local = self._manifest.locate(index)
         return self._wrap(self.shard(k)[local])
 

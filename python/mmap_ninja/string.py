@@ -16,6 +16,7 @@ from .base import (
     PathLike,
     from_generator_base,
     normalize_indices,
+    out_of_range,
     progress,
     require_same_store,
     require_sound,
@@ -116,7 +117,7 @@ class StringsMmap(Layout):
         try:
             return store.get(operator.index(item))
         except OverflowError:
-            raise IndexError(f"index {item} is out of range for {len(store)} strings") from None
+            raise out_of_range(item, len(store)) from None
 
     def get_multiple(self, item: Any) -> list[str]:
         store = self._opened()
@@ -132,8 +133,11 @@ class StringsMmap(Layout):
         return self.get_multiple(indices)
 
     def __getitem__(self, item: Any) -> Any:
-        if type(item) is int and self._store is not None and -(2**63) <= item < 2**63:
-            return self._store.get(item)
+        if type(item) is int and (store := self._store) is not None:
+            try:
+                return store.get(item)
+            except OverflowError:
+                pass  # an int beyond int64, which get_single reports as out of range
         if np.isscalar(item):
             return self.get_single(item)
         return self.get_multiple(item)
