@@ -4,6 +4,7 @@ float128 (numpy's 16-byte long double). The golden stores in ``test_compat`` cov
 
 from __future__ import annotations
 
+import datetime
 import pickle
 from pathlib import Path
 
@@ -65,6 +66,27 @@ def test_times_are_converted_exactly_or_refused(tmp_path: Path) -> None:
         generic.append(minutes)
     store.append(np.array(["NaT"], dtype="datetime64"))  # NaT has no unit to lose
     assert len(store) == 4 and len(generic) == 1 and len(np_ninja.open_existing(tmp_path / "d")) == 2
+
+
+def test_python_dates_datetimes_and_timedeltas_are_stored_as_the_times_they_are(tmp_path: Path) -> None:
+    # A 0-d time item reads back as a Python object (as in 0.9.0), which must go back in.
+    store = RaggedMmap.from_lists(tmp_path / "r", [np.datetime64("2020-01-01T10:00:00", "s")])
+    assert store[0] == datetime.datetime(2020, 1, 1, 10)
+    store.append(store[0])
+    store.extend([[datetime.datetime(2022, 1, 1, 5), datetime.date(2023, 2, 3)], datetime.date(2024, 1, 1)])
+    assert store[1] == store[0] and store[3] == datetime.datetime(2024, 1, 1)
+    assert_item_equal(store[2], np.array(["2022-01-01T05", "2023-02-03"], dtype="datetime64[s]"))
+    with pytest.raises(ValueError, match="cannot hold exactly"):  # a fraction of a second
+        store.append(datetime.datetime(2022, 1, 1, 0, 0, 0, 500))
+    with pytest.raises(TypeError, match="does not take"):
+        store.append(datetime.timedelta(seconds=1))
+    with pytest.raises(TypeError, match="cannot store dtype"):  # other objects (strings too) are refused
+        store.append([datetime.date(2022, 1, 1), "2022-01-02"])
+    dense = np_ninja.from_ndarray(tmp_path / "d", np.array([1, 2], dtype="timedelta64[ms]"))
+    np_ninja.append(dense, datetime.timedelta(seconds=3))
+    np_ninja.extend_dir(tmp_path / "d", [datetime.timedelta(milliseconds=4)])
+    assert np_ninja.open_existing(tmp_path / "d").astype(np.int64).tolist() == [1, 2, 3000, 4]
+    assert len(store) == 4
 
 
 def test_times_of_several_units_in_one_list_are_checked_one_by_one(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmap_ninja import CorruptStoreError, StoreReplacedError, ragged
+from mmap_ninja import CorruptStoreError, StoreReplacedError, np_extend_dir, np_from_ndarray, ragged
+from mmap_ninja import numpy as np_ninja
 from mmap_ninja.parallel import collect_chunks, make_indexable
 from mmap_ninja.ragged import RaggedMmap
 
@@ -304,6 +305,34 @@ def test_values_the_store_cannot_hold_raise_instead_of_being_cast(tmp_path: Path
         RaggedMmap.from_lists(tmp_path / "m", [[1, 2]] * 20 + [[1.5]])
     with pytest.raises(ValueError, match="^item 1 has int64"):
         RaggedMmap.from_lists(tmp_path / "m", [[1, 2], [300]], dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("store_dtype", "value"),
+    [
+        (np.uint8, np.array([-1], np.int8)),  # same width, other sign: the round trip alone would pass it
+        (np.int64, np.array([2**63], np.uint64)),
+        (np.uint64, [-1]),
+        (np.int64, [2**63]),
+        (np.float64, [2**53 + 1]),  # numpy calls int64 into float64 safe, but it rounds to 2**53
+        (np.float64, np.array([2**64 - 1], np.uint64)),
+        (np.complex128, [2**53 + 1]),
+    ],
+)
+def test_integers_of_another_sign_or_too_many_digits_raise(tmp_path: Path, store_dtype: Any, value: Any) -> None:
+    store = RaggedMmap.from_lists(tmp_path / "r", [np.zeros(1, store_dtype)], mode="r+")
+    with pytest.raises(ValueError, match="exactly"):
+        store.append(value)
+    with pytest.raises(ValueError, match="exactly"):
+        store[0] = value
+    np_from_ndarray(tmp_path / "d", np.zeros(1, store_dtype))
+    with pytest.raises(ValueError, match="exactly"):
+        np_extend_dir(tmp_path / "d", np.asarray(value))
+    assert store[0].tolist() == [0] and np_ninja.open_existing(tmp_path / "d").tolist() == [0]
+    # What fits goes in: the edges of each range, and integers with no more digits than the float holds.
+    fits = {np.uint8: [255], np.int64: [2**63 - 1], np.uint64: [2**64 - 1]}.get(store_dtype, [2**53, -(2**53)])
+    store.append(fits)
+    assert store[-1].tolist() == fits
 
 
 def test_floats_are_rounded_into_a_narrower_float_store_but_never_overflow(tmp_path: Path) -> None:

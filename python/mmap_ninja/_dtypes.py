@@ -11,6 +11,7 @@ holds them exactly.
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from typing import Any
 
@@ -63,6 +64,8 @@ def store_dtype(dtype: Any) -> np.dtype[Any]:
 def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.ndarray:
     """``value`` as a C-contiguous little-endian array of ``dtype`` (its own dtype when None), exactly."""
     arr = np.asarray(value)
+    if arr.dtype == object:
+        arr = _times_of_objects(arr)
     own = store_dtype(arr.dtype)
     if own.kind in _TIMES and not isinstance(value, np.ndarray):
         _check_times(value, own, what)
@@ -77,7 +80,7 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
             f"convert them explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
         )
     # (numpy calls finer time units safe, but a time too far from 1970 overflows them: times are checked.)
-    if np.can_cast(arr.dtype, target, "safe") and target.kind not in _TIMES:
+    if _exactly_safe(arr.dtype, target):
         return arr.astype(target, order="C")
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -89,12 +92,38 @@ def to_store(value: Any, dtype: np.dtype[Any] | None, what: str = "item") -> np.
         back = converted.astype(arr.dtype)
     # (A time unit that cannot hold the values, such as datetime64 without one, keeps the values' unit.)
     exact = converted.dtype == target and np.array_equal(back, arr, equal_nan=arr.dtype.kind in "fc" + _TIMES)
+    if arr.dtype.kind in "iu" and target.kind in "iu" and arr.size:
+        # (-1 as uint8 is 255, which goes back to -1: between signed and unsigned, the range decides.)
+        info = np.iinfo(target)
+        exact = exact and info.min <= int(arr.min()) and int(arr.max()) <= info.max
     if not exact:
         raise ValueError(
             f"{what} has {arr.dtype.name} values that {target.name} cannot hold exactly; "
             f"convert it explicitly (e.g. np.asarray(x, dtype={target.name!r})) if that is what you want"
         )
     return _c_contiguous(converted)
+
+
+def _exactly_safe(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """True when every ``source`` value converts to ``target`` exactly, so nothing needs checking: numpy's
+    "safe" casts, except into times (a finer unit overflows for times far from 1970) and integers into floats
+    with fewer mantissa bits than the integers have (numpy calls int64 into float64 safe, but 2**53 + 1
+    becomes 2**53)."""
+    if target.kind in _TIMES or not np.can_cast(source, target, "safe"):
+        return False
+    if source.kind in "iu" and target.kind in "fc":
+        return np.finfo(target).nmant + 1 >= 8 * source.itemsize - (source.kind == "i")
+    return True
+
+
+def _times_of_objects(arr: np.ndarray) -> np.ndarray:
+    """Python dates and datetimes (what a 0-d datetime64 item reads back as) or timedeltas as numpy times in
+    their own unit (days for dates, microseconds otherwise); anything else as it is, to be refused."""
+    objects = arr.ravel().tolist()
+    for kind, types in (("M8", datetime.date), ("m8", datetime.timedelta)):
+        if objects and all(isinstance(x, types) for x in objects):
+            return np.asarray(arr.tolist(), dtype=kind)
+    return arr
 
 
 def _unitless(dtype: np.dtype[Any]) -> bool:
