@@ -61,6 +61,55 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// True for a name `temp_path` gives: `<name>.tmp-<pid>`.
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    name.rsplit_once(".tmp-")
+        .is_some_and(|(stem, pid)| !stem.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the temporary files (`temp_path`'s) that writers killed before they renamed them left in the store
+/// at `dir` and its columns (a new store's data file among them: a build killed before its first commit
+/// leaves all of its data there). Only the holder of the store's lock may call this: every writer writes its
+/// temporary files under the lock, so none of them is being written.
+pub(crate) fn remove_stale_temps(dir: &Path) -> Result<()> {
+    remove_temps_in(dir, 0)
+}
+
+fn remove_temps_in(dir: &Path, depth: usize) -> Result<()> {
+    // Columns, and the columns of a nested shapes store: never another store (a sharded store's shards have
+    // writers of their own).
+    const COLUMNS: [&str; 4] = [
+        crate::format::STARTS_DIR,
+        crate::format::ENDS_DIR,
+        crate::format::SHAPES_DIR,
+        crate::format::FLATTENED_SHAPES_DIR,
+    ];
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(())
+        }
+        Err(err) => return Err(Error::io(dir)(err)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(Error::io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let kind = entry.file_type().map_err(Error::io(entry.path()))?;
+        if kind.is_file() && is_temp_name(name) {
+            crate::files::remove_if_exists(&entry.path())?;
+        } else if kind.is_dir() && depth < 2 && COLUMNS.contains(&name) {
+            remove_temps_in(&entry.path(), depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
 /// Flushes a file's (or a directory's entries') data to disk.
 fn sync(path: &Path) -> Result<()> {
     #[cfg(test)]
@@ -171,6 +220,38 @@ impl Commit {
 pub(crate) mod tests {
     use super::*;
     use std::cell::RefCell;
+
+    #[test]
+    fn stale_temporary_files_are_removed_from_the_store_and_its_columns_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let stale = [
+            "data.ninja.tmp-123",
+            "starts/shape.ninja.tmp-9",
+            "shapes/ends/data.ninja.tmp-77",
+        ];
+        let kept = [
+            "data.ninja",
+            "notes.tmp-x",
+            ".tmp-5",
+            "starts/shape.ninja",
+            "shard-00000/data.ninja.tmp-5", // another store: a shard has writers of its own
+            "shapes.nested-tmp/data.ninja.tmp-3",
+        ];
+        for name in stale.iter().chain(&kept) {
+            let path = d.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, b"x").unwrap();
+        }
+        remove_stale_temps(d).unwrap();
+        assert!(stale.iter().all(|name| !d.join(name).exists()));
+        assert!(kept.iter().all(|name| d.join(name).exists()));
+        remove_stale_temps(&d.join("missing")).unwrap();
+        remove_stale_temps(&d.join("data.ninja")).unwrap();
+        assert!(is_temp_name(
+            temp_path(&d.join("shape.ninja")).file_name().unwrap().to_str().unwrap()
+        ));
+    }
 
     thread_local! {
         /// Every path `sync` flushed on this thread, in order.

@@ -1,13 +1,16 @@
 //! One writer at a time per store: a write takes an exclusive `flock` on the store's directory for as long as
-//! it runs. Locking the directory itself leaves the store's files exactly as mmap-ninja 0.9.0 writes them (no
+//! it runs. Taking it also removes the temporary files of writers killed before they committed
+//! (`commit::remove_stale_temps`): only the holder may. Locking the directory itself leaves the store's files exactly as mmap-ninja 0.9.0 writes them (no
 //! lock file). Readers never lock: they rely on the commit protocol (see `commit`). The lock belongs to the
 //! process that took it; a forked child that inherited it is refused (`check_process`).
 //!
 //! A child process started while a lock is held (by any thread: `std::process::Command`, Python's
-//! `subprocess`) shares the locked open file until it `exec`s, so the lock stays held after its release until
-//! then. A writer that would fail at once therefore keeps trying for `GRACE`. A child forked without `exec`
-//! (multiprocessing's fork start method) holds it as long as it lives: the Python package closes the writers
-//! a forked child inherits, but a lock taken for one call while another thread forks stays with the child.
+//! `subprocess`, multiprocessing's fork start method) shares the locked open file, until it `exec`s or for as
+//! long as it lives. The owner therefore releases the lock explicitly (`LOCK_UN`, which releases it for every
+//! copy) rather than by closing its descriptor: a child's copy never keeps a released lock held. Only a lock
+//! whose owner died without releasing it stays held by such a child, until it `exec`s or exits (the Python
+//! package closes the writers a forked child inherits). A writer that would fail at once keeps trying for
+//! `GRACE` all the same, which costs nothing when the store is free.
 
 use std::fs::{File, TryLockError};
 use std::io::ErrorKind;
@@ -40,8 +43,8 @@ pub const GRACE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct WriteLock {
     dir: PathBuf,
-    /// Holds the `flock`; closing it releases the lock.
-    _file: File,
+    /// Holds the `flock`, released explicitly on drop.
+    file: File,
     pid: u32,
     /// How many levels of `dir` (itself, its parent, ...) the lock created; those still empty on drop are
     /// removed, so a write that failed before writing anything leaves no trace.
@@ -68,12 +71,14 @@ impl WriteLock {
             match file.try_lock() {
                 // The previous holder may have removed the (empty) directory meanwhile: lock the one there now.
                 Ok(()) if same_file(&file, dir)? => {
-                    return Ok(WriteLock {
+                    let lock = WriteLock {
                         dir: dir.to_path_buf(),
-                        _file: file,
+                        file,
                         pid: std::process::id(),
                         created,
-                    })
+                    };
+                    crate::commit::remove_stale_temps(dir)?;
+                    return Ok(lock);
                 }
                 Ok(()) => continue,
                 Err(TryLockError::WouldBlock) => {}
@@ -140,10 +145,12 @@ fn same_file(file: &File, dir: &Path) -> Result<bool> {
 
 impl Drop for WriteLock {
     fn drop(&mut self) {
+        // A forked child's copy only closes its descriptor: unlocking would release the lock its parent holds.
         if self.check_process().is_ok() {
             // `remove_dir` removes only empty directories: anything written stays.
             let created = self.dir.ancestors().take(self.created);
             let _ = created.map(std::fs::remove_dir).take_while(|r| r.is_ok()).count();
+            let _ = self.file.unlock();
         }
     }
 }
@@ -195,8 +202,9 @@ mod tests {
 
     #[test]
     fn a_child_process_being_started_meanwhile_does_not_make_a_released_lock_look_held() {
-        // Between `fork` and `exec` a child shares the lock's open file: without `GRACE`, about one writer in
-        // ten that ran while another thread started processes failed with `Locked`.
+        // Between `fork` and `exec` a child shares the lock's open file: released by closing it (before the
+        // explicit release, and without `GRACE`), about one writer in ten that ran while another thread
+        // started processes failed with `Locked`.
         let dir = tempfile::tempdir().unwrap();
         let _ = std::process::Command::new("true").status(); // its binary in the page cache: children exec fast
         let done = std::sync::atomic::AtomicBool::new(false);

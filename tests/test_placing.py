@@ -5,9 +5,12 @@ the data file is still the parent's; nothing stays behind in /dev/shm."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -287,9 +290,82 @@ def test_items_placed_at_the_start_before_a_first_commit_without_elements_surviv
     info = os.stat(tmp)
     writer.adopt("uint8", 0, [(0,)])  # span 0: one empty item
     placed = [np.array([7, 8, 9], np.uint8)]  # span 1's first task, placed before span 0 commits
-    _native.place("uint8", placed, 0, [tmp, tmp_path / "s" / "data.ninja"], (info.st_dev, info.st_ino))
+    slots = slots_for(2, start=0)  # what a worker checks the parent is still at work by
+    try:
+        _native.place("uint8", placed, 0, [tmp, tmp_path / "s" / "data.ninja"], (info.st_dev, info.st_ino), slots.path)
+    finally:
+        slots.close()
     writer.commit()
     writer.adopt("uint8", 0, [(3,)])
     writer.commit()
     writer.close()
     assert [x.tolist() for x in RaggedMmap(tmp_path / "s")] == [[], [7, 8, 9]]
+
+
+def test_a_parent_gone_or_done_stops_its_workers_placing(tmp_path: Path) -> None:
+    data = tmp_path / "data.ninja"
+    data.write_bytes(b"")
+    slots = slots_for(2, start=0, dtype=np.int16)
+    target = target_for(data, slots)
+    slots.let_go()  # as a killed parent's lock goes with its process
+    try:
+        assert _placing.place(target, 0, [np.arange(4, dtype=np.int16)]) is None
+        assert slots.values[2] == 0 and data.stat().st_size == 0
+    finally:
+        slots.close()
+    assert _placing.place(target, 0, [np.arange(4, dtype=np.int16)]) is None  # the call ended: its file is gone
+    assert data.stat().st_size == 0
+
+
+SLOW_BUILD = """
+import sys, time
+import numpy as np
+from mmap_ninja.ragged import RaggedMmap
+
+class Slow:
+    def __len__(self):
+        return 400
+
+    def __getitem__(self, i):
+        time.sleep(0.05)
+        return np.full(1000, i, np.int32)
+
+RaggedMmap.from_indexable(sys.argv[1], Slow(), batch_size=8, n_jobs=2)
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def test_workers_of_a_killed_build_never_write_over_what_the_next_writer_commits(tmp_path: Path) -> None:
+    """A build killed past its first commit leaves its worker processes running: the tasks they hold must not
+    land in the data file once the next writer has appended there (the store's lock is free at once)."""
+    path = tmp_path / "s"
+    build = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(path)])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(RaggedMmap(path)) < 16:
+            assert time.monotonic() < deadline and build.poll() is None, "the build never committed 16 items"
+            time.sleep(0.02)
+        workers = children_of(build.pid)
+        build.kill()
+        build.wait()
+        store = RaggedMmap(path, mode="r+")
+        committed = len(store)
+        store.extend([np.full(1000, -7, np.int32)] * 40)
+        time.sleep(2)  # long enough for the workers to place the tasks they held (about 0.4 s of work each)
+        want = [np.full(1000, i if i < committed else -7, np.int32) for i in range(committed + 40)]
+        assert [int(x[0]) for x in RaggedMmap(path)] == [int(x[0]) for x in want]
+        assert all(np.array_equal(x, y) for x, y in zip(RaggedMmap(path), want, strict=True))
+    finally:
+        for pid in [*workers, build.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

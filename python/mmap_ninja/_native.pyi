@@ -114,7 +114,7 @@ class RaggedWriter:
     def close(self) -> None: ...
 
 def place(
-    dtype: str, items: Sequence[_Buffer], start: int, paths: Sequence[_Path], identity: tuple[int, int]
+    dtype: str, items: Sequence[_Buffer], start: int, paths: Sequence[_Path], identity: tuple[int, int], owner: _Path
 ) -> int | None: ...
 
 @final

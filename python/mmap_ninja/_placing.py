@@ -19,9 +19,11 @@ stay half a task apart. A worker holds a task's items until they are placed (a s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,19 +80,22 @@ class Placed:
 
 
 class Slots:
-    """In the parent: the slots file of one call, removed by ``close`` (or with the call's shipped files)."""
+    """In the parent: the slots file of one call, removed by ``close`` (or with the call's shipped files). The
+    parent holds an exclusive ``flock`` on it until then: a worker places items only while it is held (see
+    ``_native.place``), so the workers of a parent that was killed stop placing."""
 
     def __init__(self, parent_pid: int, call: str, tasks: int, start: int, dtype: np.dtype[Any] | None) -> None:
         prefix = _shipping.call_prefix(parent_pid, call)
-        fd, self.path = tempfile.mkstemp(prefix=prefix, suffix="_slots", dir=_shipping.SHM_DIR)
+        self.fd, self.path = tempfile.mkstemp(prefix=prefix, suffix="_slots", dir=_shipping.SHM_DIR)
         try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
             # Allocated now: writing to a page of a full tmpfs through a mapping would raise SIGBUS.
-            os.posix_fallocate(fd, 0, 8 * (tasks + 2))
+            os.posix_fallocate(self.fd, 0, 8 * (tasks + 2))
         except OSError:
             os.unlink(self.path)
+            os.close(self.fd)
             raise
-        finally:
-            os.close(fd)
+        _OPEN_SLOTS.add(self)
         self.values = np.memmap(self.path, np.int64, "r+")
         self.values[0] = dtype_code(dtype)
         self.values[1] = start + 1
@@ -105,6 +110,28 @@ class Slots:
         del self.values
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        self.let_go()
+
+    def let_go(self) -> None:
+        """Closes this process's descriptor of the file (the parent's lock goes with it, once no forked child
+        holds a copy)."""
+        _OPEN_SLOTS.discard(self)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# Slots files open in this process. A forked child closes its copies of their descriptors at once: a copy
+# would keep the parent's lock held after the parent died, and so its workers placing items.
+_OPEN_SLOTS: weakref.WeakSet[Slots] = weakref.WeakSet()
+
+
+def _let_go_inherited_slots() -> None:
+    for slots in list(_OPEN_SLOTS):
+        slots.let_go()
+
+
+os.register_at_fork(after_in_child=_let_go_inherited_slots)
 
 
 def place(target: Target, task: int, items: list[Any]) -> Placed | None:
@@ -128,9 +155,9 @@ def place(target: Target, task: int, items: list[Any]) -> Placed | None:
         # Only task 0 may set the dtype (as a serial build, the first item's), or a worker misread slot 0.
         if start < 0 or store_code not in (code, 0) or (store_code == 0 and task != 0):
             return None
-        end = _native.place(dtype.name, items, start, target.paths, target.identity)
+        end = _native.place(dtype.name, items, start, target.paths, target.identity, target.slots)
         if end is None:
-            return None  # the data file is not the parent's any more
+            return None  # the data file is not the parent's any more, or the parent is gone
         if store_code == 0:
             slots[0] = code
         slots[task + 2] = end + 1

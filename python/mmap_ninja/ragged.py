@@ -3,6 +3,7 @@ views into the mapping (no copy); the native layer locates them."""
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import sys
@@ -73,14 +74,17 @@ _CHUNK_ITEMS = 4096
 
 
 # Writers open in this process. A forked child closes its copies at once: the store's lock belongs to the
-# open file, which the child shares, so a child that kept it would keep the store locked after the parent is
-# done. (The native writer also refuses to write from a child.)
+# open file, which the child shares. The parent's release frees it for both, but a child that kept it would
+# keep the store locked if the parent died first. (The native writer also refuses to write from a child.)
 _OPEN_WRITERS: set[_native.RaggedWriter] = set()
 
 
 def _close_inherited_writers() -> None:
     for writer in _OPEN_WRITERS:
-        writer.close()
+        # A writer forked in the middle of a call (made by another thread) is busy in the child for good: it
+        # is left alone, which is safe, since its owner releases the lock for every copy.
+        with contextlib.suppress(RuntimeError):
+            writer.close()
     _OPEN_WRITERS.clear()
 
 

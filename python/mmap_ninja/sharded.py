@@ -7,6 +7,7 @@ Each shard is an ordinary store that mmap-ninja 0.9.0 opens on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import weakref
@@ -34,7 +35,9 @@ _OPEN_WRITERS: weakref.WeakSet[_native.ShardedWriter] = weakref.WeakSet()
 
 def _forget_inherited_writers() -> None:
     for writer in _OPEN_WRITERS:
-        writer.forget()
+        # (One forked in the middle of a call is busy in the child for good: see ragged's hook.)
+        with contextlib.suppress(RuntimeError):
+            writer.forget()
     _OPEN_WRITERS.clear()
 
 

@@ -15,8 +15,9 @@ use crate::ragged::RaggedWriter;
 
 /// Writes `items` (C-contiguous little-endian arrays of `dtype`) back to back from byte `start` into a data
 /// file that the writer of another process will `adopt` them from, with the GIL released: the first of
-/// `paths` that exists, if its (device, inode) is `identity`. Returns where the items end, or `None` when
-/// the file is not that writer's any more.
+/// `paths` that exists, if its (device, inode) is `identity`, while that writer's process holds its lock on
+/// `owner` (see `crate::ragged::place`). Returns where the items end, or `None` when the file is not that
+/// writer's any more or the writer is gone.
 #[pyfunction]
 pub fn place(
     py: Python<'_>,
@@ -25,10 +26,11 @@ pub fn place(
     start: u64,
     paths: Vec<PathBuf>,
     identity: (u64, u64),
+    owner: PathBuf,
 ) -> PyResult<Option<u64>> {
     let items = Items::new(&items, parse_dtype(dtype)?)?;
     let slices = items.slices()?;
-    Ok(py.detach(|| crate::ragged::place(&paths, identity, start, &slices))?)
+    Ok(py.detach(|| crate::ragged::place(&paths, identity, &owner, start, &slices))?)
 }
 
 /// A write session on a ragged store.

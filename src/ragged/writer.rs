@@ -60,6 +60,7 @@ impl RaggedWriter {
     pub fn append(dir: &Path, options: &WriteOptions) -> Result<RaggedWriter> {
         let lock = WriteLock::acquire(dir, options.wait)?;
         crate::store::require_kind(dir, StoreKind::Ragged)?;
+        wait_for_placements(&dir.join(format::DATA_FILE))?;
         finish_interrupted_conversion(dir)?;
         let mut writer = match RaggedStore::open(dir, Mode::ReadOnly)? {
             Some(store) => Self::appending(dir, &store, options.durable)?,
@@ -127,9 +128,7 @@ impl RaggedWriter {
         if self.data.is_none() {
             use std::os::unix::fs::FileExt;
             commit::create_dir(&self.dir)?;
-            let tmp = self
-                .dir
-                .join(format!("{}.tmp-{}", format::DATA_FILE, std::process::id()));
+            let tmp = commit::temp_path(&self.dir.join(format::DATA_FILE));
             let file = File::create(&tmp).map_err(Error::io(&tmp))?;
             file.write_all_at(format::EMPTY_DATA, 0).map_err(Error::io(&tmp))?;
             self.data_tmp = Some(tmp);
@@ -428,9 +427,22 @@ impl Drop for RaggedWriter {
 
 /// Writes `items` back to back from byte `start` into a store's data file, for its writer (in another
 /// process) to `adopt` them: the file is the first of `paths` that exists, and only if it is still the
-/// writer's (`identity`: device and inode), whichever name it has by then (the first commit renames it).
-/// Returns where the items end, or `None` when the file is not the writer's any more.
-pub fn place(paths: &[PathBuf], identity: (u64, u64), start: u64, items: &[&[u8]]) -> Result<Option<u64>> {
+/// writer's (`identity`: device and inode), whichever name it has by then (the first commit renames it), and
+/// the writer is still at work: `owner` is a file its process holds an exclusive `flock` on for as long as it
+/// adopts placed items. Returns where the items end, or `None` when the file is not the writer's any more or
+/// the writer is gone.
+///
+/// A placement holds a shared `flock` on the data file from before it checks `owner` until its last byte is
+/// written, and a writer that takes over the store waits for an exclusive one first (`wait_for_placements`):
+/// so the workers of a writer that was killed either see it gone, or finish writing before the next writer
+/// starts. Without that, they would write over what the next writer appended and committed.
+pub fn place(
+    paths: &[PathBuf],
+    identity: (u64, u64),
+    owner: &Path,
+    start: u64,
+    items: &[&[u8]],
+) -> Result<Option<u64>> {
     use std::os::unix::fs::{FileExt, MetadataExt};
     let Some((path, file)) = paths
         .iter()
@@ -442,6 +454,10 @@ pub fn place(paths: &[PathBuf], identity: (u64, u64), start: u64, items: &[&[u8]
     if (meta.dev(), meta.ino()) != identity {
         return Ok(None);
     }
+    file.lock_shared().map_err(Error::io(path))?;
+    if !held_by_another(owner)? {
+        return Ok(None);
+    }
     let mut at = start;
     for item in items {
         file.write_all_at(item, at).map_err(Error::io(path))?;
@@ -450,6 +466,31 @@ pub fn place(paths: &[PathBuf], identity: (u64, u64), start: u64, items: &[&[u8]
             .ok_or_else(|| Error::InvalidArgument("the data would exceed 2^64 bytes".into()))?;
     }
     Ok(Some(at))
+}
+
+/// True while some other open file holds a `flock` on `path` that excludes a shared one (an exclusive one).
+fn held_by_another(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(Error::io(path)(err)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(err)) => Err(Error::io(path)(err)),
+    }
+}
+
+/// Waits until no worker of an earlier writer is placing items in the data file at `path` (see `place`); the
+/// caller holds the store's lock, so no placement starts after this returns, except by workers that then see
+/// their writer gone.
+fn wait_for_placements(path: &Path) -> Result<()> {
+    match File::open(path) {
+        Ok(file) => file.lock().map_err(Error::io(path)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(Error::io(path)(err)),
+    }
 }
 
 /// The element count of an item of `shape`, `None` past `MAX_NDIM` axes or 2^64 bytes of `dtype`.
@@ -630,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn placing_writes_items_back_to_back_into_the_writers_file_only() {
+    fn placing_writes_items_back_to_back_into_the_writers_file_only_while_the_writer_is_at_work() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let (tmp, data) = (dir.path().join("data.ninja.tmp"), dir.path().join("data.ninja"));
@@ -638,17 +679,58 @@ mod tests {
         let meta = std::fs::metadata(&tmp).unwrap();
         let identity = (meta.dev(), meta.ino());
         let paths = [tmp.clone(), data.clone()];
-        let end = place(&paths, identity, 2, &[&le(&[1, 2]), &le(&[3])]).unwrap();
+        let owner_path = dir.path().join("slots");
+        let owner = File::create(&owner_path).unwrap();
+        owner.lock().unwrap(); // the writer at work
+        let end = place(&paths, identity, &owner_path, 2, &[&le(&[1, 2]), &le(&[3])]).unwrap();
         assert_eq!(
             (end, std::fs::read(&tmp).unwrap()),
             (Some(8), [&[0, 0][..], &le(&[1, 2, 3])].concat())
         );
         std::fs::rename(&tmp, &data).unwrap(); // as the first commit does: the next path is the same file
-        assert_eq!(place(&paths, identity, 8, &[&le(&[4])]).unwrap(), Some(10));
+        assert_eq!(place(&paths, identity, &owner_path, 8, &[&le(&[4])]).unwrap(), Some(10));
+        // The writer gone (its lock released with its last descriptor, or its file removed): nothing placed.
+        drop(owner);
+        assert_eq!(place(&paths, identity, &owner_path, 10, &[&le(&[5])]).unwrap(), None);
+        std::fs::remove_file(&owner_path).unwrap();
+        assert_eq!(place(&paths, identity, &owner_path, 10, &[&le(&[5])]).unwrap(), None);
+        assert_eq!(std::fs::metadata(&data).unwrap().len(), 10);
+        let owner = File::create(&owner_path).unwrap();
+        owner.lock().unwrap();
         std::fs::rename(&data, dir.path().join("kept")).unwrap(); // (kept: its inode number is not reused)
         std::fs::write(&data, []).unwrap(); // another file at the path
-        assert_eq!(place(&paths, identity, 10, &[&le(&[5])]).unwrap(), None);
+        assert_eq!(place(&paths, identity, &owner_path, 10, &[&le(&[5])]).unwrap(), None);
         assert_eq!(std::fs::read(&data).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_writer_waits_for_placements_in_progress_before_it_appends() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("s");
+        let mut w = RaggedWriter::append(&d, &WriteOptions::default()).unwrap();
+        w.push(Dtype::Int16, &le(&[1]), &[1]).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        // A worker of a killed writer, writing: it holds a shared lock on the data file (see `place`).
+        let placing = File::open(d.join(format::DATA_FILE)).unwrap();
+        placing.lock_shared().unwrap();
+        let appended = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let next = scope.spawn(|| {
+                let w = RaggedWriter::append(&d, &WriteOptions::default()).unwrap();
+                appended.store(true, Ordering::SeqCst);
+                w
+            });
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(
+                !appended.load(Ordering::SeqCst),
+                "the next writer started during a placement"
+            );
+            drop(placing);
+            next.join().unwrap();
+        });
+        assert!(appended.load(Ordering::SeqCst));
     }
 
     #[test]
