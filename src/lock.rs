@@ -1,8 +1,9 @@
 //! One writer at a time per store: a write takes an exclusive `flock` on the store's directory for as long as
 //! it runs. Taking it also removes the temporary files of writers killed before they committed
-//! (`commit::remove_stale_temps`): only the holder may. Locking the directory itself leaves the store's files exactly as mmap-ninja 0.9.0 writes them (no
-//! lock file). Readers never lock: they rely on the commit protocol (see `commit`). The lock belongs to the
-//! process that took it; a forked child that inherited it is refused (`check_process`).
+//! (`commit::remove_stale_temps`): only the holder may. Locking the directory itself leaves the store's files
+//! exactly as mmap-ninja 0.9.0 writes them (no lock file). Readers never lock: they rely on the commit protocol
+//! (see `commit`). The lock belongs to the process that took it; a forked child that inherited it is refused
+//! (`check_process`).
 //!
 //! A child process started while a lock is held (by any thread: `std::process::Command`, Python's
 //! `subprocess`, multiprocessing's fork start method) shares the locked open file, until it `exec`s or for as

@@ -119,10 +119,9 @@ def _exactly_safe(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
 def _times_of_objects(arr: np.ndarray) -> np.ndarray:
     """Python dates and datetimes (what a 0-d datetime64 item reads back as) or timedeltas as numpy times in
     their own unit (days for dates, microseconds otherwise); anything else as it is, to be refused."""
-    objects = arr.ravel().tolist()
     for kind, types in (("M8", datetime.date), ("m8", datetime.timedelta)):
-        if objects and all(isinstance(x, types) for x in objects):
-            return np.asarray(arr.tolist(), dtype=kind)
+        if arr.size and all(isinstance(x, types) for x in arr.flat):
+            return arr.astype(kind)
     return arr
 
 
